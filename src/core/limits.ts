@@ -1,0 +1,25 @@
+// Limits on untrusted input. Each has an env override (THOUGHTGATE_*) resolved by cli/env.ts.
+
+export interface Limits {
+  /** largest HTTP request body accepted, bytes */
+  maxBodyBytes: number;
+  /** largest JSON nesting depth accepted */
+  maxDepth: number;
+  /** largest JSON-RPC batch (2025-03-26 sessions only) */
+  maxBatchSize: number;
+  /** longest stdio line, bytes */
+  maxLineBytes: number;
+  /** most concurrent MCP sessions backed by spawned stdio children */
+  maxStdioSessions: number;
+  /** most requests in flight at once; more get -32009 */
+  maxConcurrentRequests: number;
+}
+
+export const DEFAULT_LIMITS: Limits = {
+  maxBodyBytes: 1024 * 1024,
+  maxDepth: 64,
+  maxBatchSize: 100,
+  maxLineBytes: 10 * 1024 * 1024,
+  maxStdioSessions: 64,
+  maxConcurrentRequests: 10000,
+};
