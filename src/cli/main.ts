@@ -1,0 +1,101 @@
+// `thoughtgate` command line: parses flags, prints help, runs a subcommand.
+import { parseArgs } from 'node:util';
+import { ENV_HELP, SettingsError, resolveSettings } from './settings.js';
+
+const TOP_HELP = `thoughtgate — governance proxy for AI agents' MCP tool calls
+
+Usage:
+  thoughtgate serve [--config FILE] [--profile production|development] [--bind ADDR]
+  thoughtgate --help | --version
+
+Commands:
+  serve     run the HTTP sidecar: every MCP call to the traffic port (7467) is forwarded,
+            hidden or denied by the YAML config, and recorded in the audit trail;
+            /health, /ready and /metrics are on the admin port (7469)
+
+Run 'thoughtgate serve --help' for its flags and environment variables.
+`;
+
+function serveHelp(): string {
+  const width = Math.max(...ENV_HELP.map(([n]) => n.length));
+  return `Usage: thoughtgate serve [options]
+
+Options:
+  --config FILE        ThoughtGate YAML (schema: 1); else $THOUGHTGATE_CONFIG, else ./thoughtgate.yaml
+  --profile NAME       production (enforce: denials block) or development (audit: judge, log
+                       WOULD_BLOCK and forward); overrides MODE
+  --bind ADDR          traffic bind address (default 0.0.0.0)
+  --verbose            debug logging
+  -h, --help           this help
+
+Environment:
+${ENV_HELP.map(([n, d]) => `  ${n.padEnd(width)}  ${d}`).join('\n')}
+
+Signals: SIGTERM/SIGINT drain in-flight requests, flush the audit trail and exit.
+`;
+}
+
+async function serve(args: string[]): Promise<number | undefined> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      config: { type: 'string' },
+      profile: { type: 'string' },
+      bind: { type: 'string' },
+      verbose: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    process.stdout.write(serveHelp());
+    return 0;
+  }
+  if (values.verbose) process.env['THOUGHTGATE_LOG_LEVEL'] = 'debug';
+  const settings = resolveSettings({ config: values.config, profile: values.profile, bind: values.bind });
+  // Imported here so `--help` and flag errors never load the native server.
+  const { startSidecar } = await import('../main.js');
+  const sidecar = await startSidecar(settings);
+  const stop = (signal: string) => {
+    sidecar.shutdown(signal).then(() => process.exit(0), (err) => {
+      process.stderr.write(`thoughtgate: shutdown failed: ${err}\n`);
+      process.exit(1);
+    });
+  };
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
+  return undefined; // keep running
+}
+
+export async function main(argv: string[]): Promise<number | undefined> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case undefined:
+      case '-h':
+      case '--help':
+      case 'help':
+        process.stdout.write(TOP_HELP);
+        return command === undefined ? 1 : 0;
+      case '-V':
+      case '--version': {
+        const { VERSION } = await import('../main.js');
+        process.stdout.write(`thoughtgate ${VERSION}\n`);
+        return 0;
+      }
+      case 'serve':
+        return await serve(rest);
+      default:
+        process.stderr.write(`thoughtgate: unknown command '${command}'\n\n${TOP_HELP}`);
+        return 2;
+    }
+  } catch (err) {
+    const e = err as Error & { code?: string };
+    if (err instanceof SettingsError || e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' || e.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
+      process.stderr.write(`thoughtgate: ${e.message}\n`);
+      return 2;
+    }
+    process.stderr.write(`thoughtgate: ${e.message ?? err}\n`);
+    return 1;
+  }
+}

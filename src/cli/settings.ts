@@ -1,0 +1,122 @@
+// Runtime settings from flags and THOUGHTGATE_* environment variables (names and defaults
+// compatible with the original). An invalid value is a startup error that names the
+// variable; nothing silently falls back to a default.
+import { DEFAULT_LIMITS, type Limits } from '../core/limits.js';
+import type { Mode } from '../pipeline.js';
+
+export interface Settings {
+  configPath: string;
+  bind: string;
+  port: number;
+  adminBind: string;
+  adminPort: number;
+  mode: Mode;
+  profile: 'production' | 'development';
+  environment: string;
+  requestTimeoutMs: number;
+  streamReadTimeoutMs: number;
+  shutdownTimeoutMs: number;
+  stdioIdleMs: number;
+  upstreamConnections: number;
+  maxEventBytes: number;
+  allowedOrigins: string[];
+  auditPath: string;
+  principal: string;
+  limits: Limits;
+}
+
+export class SettingsError extends Error {}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+function int(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n)) throw new SettingsError(`${name}='${raw}' is not an integer`);
+  if (n < min || n > max) throw new SettingsError(`${name}=${n} is out of range [${min}, ${max}]`);
+  return n;
+}
+
+export interface Flags {
+  config?: string;
+  profile?: string;
+  bind?: string;
+}
+
+/** Variables described by `thoughtgate serve --help` (one place, so help and code agree). */
+export const ENV_HELP: ReadonlyArray<readonly [string, string]> = [
+  ['THOUGHTGATE_CONFIG', 'config file when --config is not given (default ./thoughtgate.yaml)'],
+  ['THOUGHTGATE_OUTBOUND_PORT', 'traffic port (default 7467)'],
+  ['THOUGHTGATE_ADMIN_PORT', 'admin port: /health, /ready, /metrics (default 7469)'],
+  ['THOUGHTGATE_BIND', 'traffic bind address (default 0.0.0.0)'],
+  ['THOUGHTGATE_ADMIN_BIND', 'admin bind address (default 0.0.0.0, so Kubernetes probes reach it)'],
+  ['MODE', 'enforce (default) | audit (judge, log WOULD_BLOCK, forward) | bypass (development only)'],
+  ['THOUGHTGATE_PROFILE', 'production | development (= MODE audit); --profile wins'],
+  ['THOUGHTGATE_ENVIRONMENT', 'environment name (default production); bypass needs development'],
+  ['THOUGHTGATE_REQUEST_TIMEOUT_SECS', 'time for the upstream to answer a request (default 300)'],
+  ['THOUGHTGATE_STREAM_READ_TIMEOUT_SECS', 'longest silence inside a streamed answer (default 300)'],
+  ['THOUGHTGATE_SHUTDOWN_TIMEOUT_SECS', 'time to drain in-flight requests on SIGTERM (default 30)'],
+  ['THOUGHTGATE_MAX_REQUEST_BODY_BYTES', 'largest request body (default 1048576)'],
+  ['THOUGHTGATE_MAX_JSON_DEPTH', 'deepest JSON nesting accepted (default 64)'],
+  ['THOUGHTGATE_MAX_BATCH_SIZE', 'largest JSON-RPC batch on 2025-03-26 sessions (default 100, 1..10000)'],
+  ['THOUGHTGATE_MAX_LINE_BYTES', 'longest stdio line (default 10485760)'],
+  ['THOUGHTGATE_MAX_SSE_EVENT_BYTES', 'largest SSE event relayed from the upstream (default 16777216)'],
+  ['THOUGHTGATE_MAX_STDIO_SESSIONS', 'most concurrent sessions of a command: source (default 64)'],
+  ['THOUGHTGATE_STDIO_IDLE_TIMEOUT_SECS', 'idle time before a session\'s stdio server is ended (default 600)'],
+  ['THOUGHTGATE_UPSTREAM_CONNECTIONS', 'HTTP upstream connection pool size (default 128)'],
+  ['THOUGHTGATE_ALLOWED_ORIGINS', 'comma-separated Origins allowed besides localhost ones; * allows any'],
+  ['THOUGHTGATE_AUDIT_PATH', 'audit trail file, NDJSON (default ./thoughtgate-audit.ndjson; - for stdout)'],
+  ['THOUGHTGATE_PRINCIPAL', 'principal recorded in the audit trail (default $HOSTNAME or local)'],
+  ['THOUGHTGATE_LOG_LEVEL', 'log level: debug, info (default), warn, error'],
+];
+
+export function resolveSettings(flags: Flags, env: Env = process.env): Settings {
+  const profileRaw = flags.profile ?? env['THOUGHTGATE_PROFILE'];
+  if (profileRaw !== undefined && profileRaw !== 'production' && profileRaw !== 'development') {
+    throw new SettingsError(`--profile must be production or development (got '${profileRaw}')`);
+  }
+  const environment = (env['THOUGHTGATE_ENVIRONMENT'] ?? 'production').trim() || 'production';
+  const modeRaw = env['MODE']?.trim().toLowerCase();
+  let mode: Mode;
+  if (profileRaw !== undefined && flags.profile !== undefined) mode = profileRaw === 'development' ? 'audit' : 'enforce';
+  else if (modeRaw !== undefined && modeRaw !== '') {
+    if (modeRaw !== 'enforce' && modeRaw !== 'audit' && modeRaw !== 'bypass') throw new SettingsError(`MODE must be enforce, audit or bypass (got '${env['MODE']}')`);
+    mode = modeRaw;
+  } else mode = profileRaw === 'development' ? 'audit' : 'enforce';
+  if (mode === 'bypass' && environment !== 'development') {
+    throw new SettingsError(`MODE=bypass forwards without judging and is refused unless THOUGHTGATE_ENVIRONMENT=development (it is '${environment}')`);
+  }
+  const port = int(env, 'THOUGHTGATE_OUTBOUND_PORT', 7467, 0, 65535);
+  const adminPort = int(env, 'THOUGHTGATE_ADMIN_PORT', 7469, 0, 65535);
+  if (port !== 0 && port === adminPort) throw new SettingsError(`THOUGHTGATE_OUTBOUND_PORT and THOUGHTGATE_ADMIN_PORT are both ${port}`);
+  const limits: Limits = {
+    maxBodyBytes: int(env, 'THOUGHTGATE_MAX_REQUEST_BODY_BYTES', DEFAULT_LIMITS.maxBodyBytes, 64, 1 << 30),
+    maxDepth: int(env, 'THOUGHTGATE_MAX_JSON_DEPTH', DEFAULT_LIMITS.maxDepth, 2, 10_000),
+    maxBatchSize: int(env, 'THOUGHTGATE_MAX_BATCH_SIZE', DEFAULT_LIMITS.maxBatchSize, 1, 10_000),
+    maxLineBytes: int(env, 'THOUGHTGATE_MAX_LINE_BYTES', DEFAULT_LIMITS.maxLineBytes, 64, 1 << 30),
+    maxStdioSessions: int(env, 'THOUGHTGATE_MAX_STDIO_SESSIONS', DEFAULT_LIMITS.maxStdioSessions, 1, 100_000),
+    maxConcurrentRequests: int(env, 'THOUGHTGATE_MAX_CONCURRENT_REQUESTS', DEFAULT_LIMITS.maxConcurrentRequests, 1, 100_000),
+  };
+  const origins = (env['THOUGHTGATE_ALLOWED_ORIGINS'] ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  return {
+    configPath: flags.config ?? env['THOUGHTGATE_CONFIG'] ?? './thoughtgate.yaml',
+    bind: flags.bind ?? env['THOUGHTGATE_BIND'] ?? '0.0.0.0',
+    port,
+    adminBind: env['THOUGHTGATE_ADMIN_BIND'] ?? '0.0.0.0',
+    adminPort,
+    mode,
+    profile: mode === 'enforce' ? 'production' : 'development',
+    environment,
+    requestTimeoutMs: int(env, 'THOUGHTGATE_REQUEST_TIMEOUT_SECS', 300, 1, 86_400) * 1000,
+    streamReadTimeoutMs: int(env, 'THOUGHTGATE_STREAM_READ_TIMEOUT_SECS', 300, 1, 86_400) * 1000,
+    shutdownTimeoutMs: int(env, 'THOUGHTGATE_SHUTDOWN_TIMEOUT_SECS', 30, 1, 3600) * 1000,
+    stdioIdleMs: int(env, 'THOUGHTGATE_STDIO_IDLE_TIMEOUT_SECS', 600, 1, 86_400) * 1000,
+    upstreamConnections: int(env, 'THOUGHTGATE_UPSTREAM_CONNECTIONS', 128, 1, 4096),
+    maxEventBytes: int(env, 'THOUGHTGATE_MAX_SSE_EVENT_BYTES', 16 * 1024 * 1024, 1024, 1 << 30),
+    allowedOrigins: origins,
+    auditPath: env['THOUGHTGATE_AUDIT_PATH'] ?? './thoughtgate-audit.ndjson',
+    principal: env['THOUGHTGATE_PRINCIPAL'] ?? env['HOSTNAME'] ?? 'local',
+    limits,
+  };
+}

@@ -1,0 +1,34 @@
+// What a gate says about one message. Gates are pure: (message facts, snapshot) → Decision.
+import type { ErrorKind } from '../core/errors.js';
+import type { Action } from '../policy/types.js';
+
+export type GateName = 'gate1' | 'gate2' | 'gate3' | 'gate4';
+
+export interface Decision {
+  /** forward: send upstream; deny: answer with `error`; approve/policy: gates 3–4 decide */
+  action: Action;
+  /** the gate that settled it (or handed it on) */
+  gate: GateName;
+  /** set when action is deny */
+  error?: ErrorKind;
+  /** one line for the audit trail and logs */
+  reason: string;
+  /** the rule glob that matched, when gate 2 matched one */
+  rule?: string;
+  policyId?: string;
+  approval?: string;
+}
+
+/** What the gates need to know about a message; built once by the pipeline. */
+export interface Subject {
+  method: string;
+  /** tool name, resource URI or prompt name; undefined for methods that are not governed */
+  resource: string | undefined;
+  sourceId: string;
+}
+
+export const FORWARD_UNGOVERNED: Decision = Object.freeze({
+  action: 'forward',
+  gate: 'gate1',
+  reason: 'method not governed',
+}) as Decision;

@@ -1,0 +1,171 @@
+// The sidecar's composition root: load the config into a snapshot, start the upstream, the
+// traffic port (uWS) and the admin port, wire telemetry, and drain cleanly on SIGTERM.
+import { resolve } from 'node:path';
+import { startAdminServer, type ReadyState } from './admin/server.js';
+import type { Settings } from './cli/settings.js';
+import { Pipeline, type DecisionRecord, type PipelineTelemetry } from './pipeline.js';
+import { loadSnapshot } from './policy/snapshot.js';
+import type { Snapshot, SourceConfig } from './policy/types.js';
+import { originPolicy } from './session/origin.js';
+import { SessionTable } from './session/sessions.js';
+import { createAuditWriter, type AuditWriter } from './telemetry/audit.js';
+import { logger } from './telemetry/log.js';
+import { metrics } from './telemetry/metrics.js';
+import { startTrafficServer, type TrafficServer } from './transport/http-server.js';
+import { HttpUpstream } from './upstream/http.js';
+import { StdioUpstream } from './upstream/stdio.js';
+import type { Upstream } from './upstream/types.js';
+
+export const VERSION = '0.1.0';
+
+export interface Sidecar {
+  port: number;
+  adminPort: number;
+  snapshot(): Snapshot;
+  shutdown(reason: string): Promise<void>;
+}
+
+const GATE_NAMES: Record<string, string> = { gate1: 'visibility', gate2: 'governance', gate3: 'policy', gate4: 'approval' };
+
+/** Metrics, audit line and WOULD_BLOCK log for each decision; kept off the hot path's allocations where it can. */
+class Telemetry implements PipelineTelemetry {
+  constructor(private readonly audit: AuditWriter) {}
+
+  decision(r: DecisionRecord): void {
+    const d = r.decision;
+    metrics.recordDecision(d.gate, d.action);
+    const decision = r.wouldBlock ? 'would_block' : d.action;
+    if (r.wouldBlock) {
+      logger.info({ server_id: r.sourceId, tool: r.tool, decision: d.action, gate: GATE_NAMES[d.gate], reason: d.reason, correlation_id: r.correlationId }, 'WOULD_BLOCK');
+    } else if (d.action === 'deny') {
+      logger.info({ server_id: r.sourceId, tool: r.tool, gate: GATE_NAMES[d.gate], reason: d.reason, correlation_id: r.correlationId }, 'BLOCKED');
+    }
+    this.audit.write({
+      correlationId: r.correlationId, session: r.session, principal: r.principal, method: r.method, tool: r.tool,
+      source: r.sourceId, gate: GATE_NAMES[d.gate], decision, mode: r.mode, reason: d.reason, durationMs: 0, snapshot: r.snapshot,
+    });
+  }
+
+  request(method: string, tool: string | undefined, status: 'success' | 'error', durationMs: number): void {
+    metrics.recordRequest(method, tool, status, durationMs);
+  }
+
+  error(kind: string, method: string): void {
+    metrics.recordError(kind, method);
+  }
+
+  framing(errorType: string): void {
+    metrics.recordFraming('http', errorType);
+  }
+
+  upstream(statusCode: number, durationMs: number): void {
+    metrics.recordUpstream(statusCode, durationMs);
+  }
+}
+
+function makeUpstream(source: SourceConfig, s: Settings): Upstream {
+  if (source.url !== undefined) {
+    return new HttpUpstream({ url: source.url, requestTimeoutMs: s.requestTimeoutMs, streamReadTimeoutMs: s.streamReadTimeoutMs, connections: s.upstreamConnections });
+  }
+  const stdioLog = logger.child({ source: source.id });
+  return new StdioUpstream({
+    command: source.command!,
+    args: source.args,
+    env: source.env,
+    maxSessions: s.limits.maxStdioSessions,
+    idleMs: s.stdioIdleMs,
+    requestTimeoutMs: s.requestTimeoutMs,
+    maxLineBytes: s.limits.maxLineBytes,
+    maxDepth: s.limits.maxDepth,
+    log: (level, msg, fields) => stdioLog[level](fields ?? {}, msg),
+    onFramingError: (t) => metrics.recordStdioFraming(source.id, t),
+  });
+}
+
+export async function startSidecar(s: Settings): Promise<Sidecar> {
+  const startedAt = performance.now();
+  metrics.setLifecycle('starting');
+  let ready: ReadyState = { ready: false, reason: 'lifecycle_state: starting', checks: { config_loaded: false, upstream_reachable: true, approval_store_initialized: true } };
+  let stopped = false;
+  const admin = await startAdminServer({ port: s.adminPort, host: s.adminBind, metrics, readiness: () => ready, version: VERSION, lifecycle: () => (stopped ? 'stopped' : 'ready') });
+
+  const configPath = resolve(s.configPath);
+  let snapshot: Snapshot;
+  try {
+    snapshot = loadSnapshot(configPath);
+    for (const w of snapshot.config.warnings) logger.warn(w);
+    metrics.recordConfigLoad('success', false);
+  } catch (e) {
+    metrics.recordConfigLoad('failure', false);
+    await admin.close();
+    throw e;
+  }
+  const source = snapshot.config.sources[0]!;
+  const upstream = makeUpstream(source, s);
+  const audit = createAuditWriter({ path: s.auditPath, onError: (err) => logger.error({ err: err.message }, 'audit trail write failed') });
+  try {
+    await audit.opened;
+  } catch (e) {
+    await admin.close();
+    throw new Error(`cannot open audit trail ${s.auditPath}: ${(e as Error).message}`);
+  }
+
+  let draining = false;
+  const pipeline = new Pipeline({
+    snapshot: () => snapshot,
+    mode: s.mode,
+    limits: s.limits,
+    upstream,
+    sourceId: source.id,
+    sessions: new SessionTable(100_000, Math.max(s.stdioIdleMs, 3_600_000)),
+    origin: originPolicy(s.allowedOrigins),
+    principal: s.principal,
+    telemetry: new Telemetry(audit),
+    maxEventBytes: s.maxEventBytes,
+    draining: () => draining,
+  });
+  let traffic: TrafficServer;
+  try {
+    traffic = await startTrafficServer({ host: s.bind, port: s.port, maxBodyBytes: s.limits.maxBodyBytes, handler: (ex) => pipeline.handle(ex) });
+  } catch (e) {
+    await admin.close();
+    await upstream.close();
+    throw e;
+  }
+  ready = { ready: true, checks: { config_loaded: true, upstream_reachable: true, approval_store_initialized: true } };
+  metrics.setLifecycle('ready');
+  metrics.setStartupDuration((performance.now() - startedAt) / 1000);
+  logger.info({
+    port: traffic.port, admin_port: admin.port, mode: s.mode, source: source.id, upstream: upstream.target, config: configPath,
+    snapshot: snapshot.version, audit: s.auditPath,
+  }, 'thoughtgate ready');
+
+  let shuttingDown: Promise<void> | undefined;
+  const shutdown = (reason: string): Promise<void> => {
+    shuttingDown ??= (async () => {
+      const t0 = performance.now();
+      logger.info({ reason }, 'shutting down: draining in-flight requests');
+      draining = true;
+      ready = { ready: false, reason: 'shutting_down', checks: ready.checks };
+      metrics.setLifecycle('shutting_down');
+      traffic.stopListening();
+      const deadline = Date.now() + s.shutdownTimeoutMs;
+      // Long-lived GET streams never end by themselves: wait for answers to POSTs only,
+      // then closing the upstream ends the streams.
+      while (pipeline.postsInFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      if (pipeline.postsInFlight > 0) {
+        metrics.recordDrainTimeout();
+        logger.warn({ in_flight: pipeline.postsInFlight }, 'drain timed out; closing remaining exchanges');
+      }
+      await upstream.close();
+      await audit.flush();
+      await audit.close();
+      stopped = true;
+      metrics.setLifecycle('stopped');
+      metrics.setShutdownDuration((performance.now() - t0) / 1000);
+      await admin.close();
+    })();
+    return shuttingDown;
+  };
+  return { port: traffic.port, adminPort: admin.port, snapshot: () => snapshot, shutdown };
+}

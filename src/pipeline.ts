@@ -1,0 +1,349 @@
+// The request flow, written once, in the order data moves:
+//   transport (Exchange) → framing (decode) → session (origin, headers, era) → gates (judge)
+//   → upstream (send) → response (Relay: JSON or SSE, lists filtered).
+// Every decision is reported to `telemetry` (metrics + audit trail) from here.
+import { randomUUID } from 'node:crypto';
+import { GovError, type ErrorKind } from './core/errors.js';
+import { BATCH_VERSION, type JsonRpcMessage } from './core/jsonrpc.js';
+import type { Limits } from './core/limits.js';
+import { decodeBody, type BatchItem } from './framing/decode.js';
+import { judge } from './gates/judge.js';
+import { filterListResponse } from './gates/list-filter.js';
+import type { Decision } from './gates/decision.js';
+import { LIST_METHODS, isGoverned, resourceFieldOf, resourceNameOf } from './policy/governable.js';
+import type { Snapshot } from './policy/types.js';
+import { Relay, type RelayContext } from './response/relay.js';
+import { BatchCollector } from './response/batch.js';
+import { checkStandardHeaders, upstreamHeaders } from './session/headers.js';
+import type { OriginPolicy } from './session/origin.js';
+import type { SessionTable } from './session/sessions.js';
+import type { Exchange } from './transport/http-server.js';
+import type { HeaderMap, Upstream, UpstreamRequest } from './upstream/types.js';
+
+export type Mode = 'enforce' | 'audit' | 'bypass';
+
+/** One judged message, as the audit trail and metrics see it. */
+export interface DecisionRecord {
+  correlationId: string;
+  session: string | undefined;
+  principal: string;
+  method: string;
+  tool: string | undefined;
+  sourceId: string;
+  decision: Decision;
+  mode: Mode;
+  /** true when the decision was a denial that audit mode forwarded anyway */
+  wouldBlock: boolean;
+  snapshot: string;
+}
+
+export interface PipelineTelemetry {
+  decision(rec: DecisionRecord): void;
+  /** one exchange finished: JSON-RPC method ('batch' for batches), tool, outcome */
+  request(method: string, tool: string | undefined, status: 'success' | 'error', durationMs: number): void;
+  error(kind: ErrorKind | 'origin_rejected' | 'unsupported_media_type', method: string): void;
+  framing(errorType: string): void;
+  upstream(statusCode: number, durationMs: number): void;
+}
+
+export interface PipelineOptions {
+  snapshot: () => Snapshot;
+  mode: Mode;
+  limits: Limits;
+  upstream: Upstream;
+  sourceId: string;
+  sessions: SessionTable;
+  origin: OriginPolicy;
+  principal: string;
+  telemetry: PipelineTelemetry;
+  /** longest SSE event relayed from the upstream */
+  maxEventBytes: number;
+  /** refuse new work (shutting down) */
+  draining: () => boolean;
+}
+
+const JSON_HEADERS: HeaderMap = { 'content-type': 'application/json' };
+const RESERVED_PREFIX = '/api/v1/governance';
+
+function errorBody(id: unknown, err: GovError, correlationId: string): string {
+  return JSON.stringify({ jsonrpc: '2.0', id: id ?? null, error: err.toJsonRpcError(correlationId) });
+}
+
+export class Pipeline {
+  private readonly o: PipelineOptions;
+  /** POSTed messages sent upstream and not yet answered (a clean shutdown waits for them) */
+  postsInFlight = 0;
+
+  constructor(options: PipelineOptions) {
+    this.o = options;
+  }
+
+  /** Entry point for every HTTP exchange on the traffic port. */
+  handle(ex: Exchange): void {
+    const o = this.o;
+    const started = performance.now();
+    const correlationId = randomUUID();
+    const origin = ex.headers['origin'];
+    if (origin !== undefined && !o.origin(origin)) {
+      o.telemetry.error('origin_rejected', ex.method);
+      ex.respond(403, JSON_HEADERS, errorBody(null, new GovError('invalid_request', { subject: `Origin '${origin}' is not allowed` }), correlationId));
+      return;
+    }
+    if (ex.path.startsWith(RESERVED_PREFIX)) {
+      // Reserved for the decision API: never forwarded upstream.
+      ex.respond(404, JSON_HEADERS, JSON.stringify({ error: 'not_found', message: `${ex.path} is reserved for the ThoughtGate decision API` }));
+      return;
+    }
+    if (o.draining()) {
+      ex.respond(503, { ...JSON_HEADERS, 'retry-after': '5', connection: 'close' }, errorBody(null, new GovError('service_unavailable', { details: 'shutting down' }), correlationId), true);
+      return;
+    }
+    switch (ex.method) {
+      case 'POST':
+        this.post(ex, correlationId, started);
+        return;
+      case 'GET':
+      case 'DELETE':
+        this.stream(ex, correlationId, started);
+        return;
+      default:
+        ex.respond(405, { ...JSON_HEADERS, allow: 'GET, POST, DELETE' }, errorBody(null, new GovError('invalid_request', { subject: `HTTP method ${ex.method} is not supported` }), correlationId));
+    }
+  }
+
+  /** GET (server→client stream) and DELETE (end session): relayed, SSE events inspected. */
+  private stream(ex: Exchange, correlationId: string, started: number): void {
+    const o = this.o;
+    const sessionId = ex.headers['mcp-session-id'];
+    const ctx = new ExchangeContext(this, ex.method, undefined, undefined, correlationId, started, o.snapshot(), sessionId, false);
+    const relay = new Relay(ex, ctx);
+    if (ex.method === 'DELETE' && sessionId !== undefined) ctx.forgetOnSuccess = true;
+    o.upstream.send({ method: ex.method as 'GET' | 'DELETE', path: ex.path, headers: upstreamHeaders(ex.headers), correlationId }, relay);
+  }
+
+  private post(ex: Exchange, correlationId: string, started: number): void {
+    const o = this.o;
+    if (ex.overLimit) {
+      o.telemetry.framing('body_too_large');
+      const err = new GovError('invalid_request', { subject: `Request body exceeds maximum size of ${o.limits.maxBodyBytes} bytes` });
+      ex.respond(200, JSON_HEADERS, errorBody(null, err, correlationId), true);
+      return;
+    }
+    const type = ex.headers['content-type'];
+    const encoding = ex.headers['content-encoding'];
+    if (!isJsonContentType(type) || (encoding !== undefined && encoding.toLowerCase() !== 'identity')) {
+      // A body we cannot read exactly as the upstream would (another media type, compression) is not judged.
+      o.telemetry.error('unsupported_media_type', 'POST');
+      const why = encoding !== undefined ? `Content-Encoding '${encoding}' is not supported` : `Content-Type must be application/json (got '${type ?? 'none'}')`;
+      ex.respond(415, JSON_HEADERS, errorBody(null, new GovError('invalid_request', { subject: why }), correlationId));
+      return;
+    }
+    let decoded;
+    try {
+      decoded = decodeBody(ex.body ?? Buffer.alloc(0), o.limits);
+    } catch (e) {
+      const err = e instanceof GovError ? e : new GovError('parse_error', { subject: String(e) });
+      o.telemetry.framing(err.kind);
+      o.telemetry.error(err.kind, 'unknown');
+      ex.respond(200, JSON_HEADERS, errorBody(null, err, correlationId));
+      return;
+    }
+    const snapshot = o.snapshot();
+    if (decoded.kind === 'batch') {
+      this.batch(ex, decoded.items, correlationId, started, snapshot);
+      return;
+    }
+    this.single(ex, decoded.message, correlationId, started, snapshot);
+  }
+
+  private single(ex: Exchange, message: JsonRpcMessage, correlationId: string, started: number, snapshot: Snapshot): void {
+    const o = this.o;
+    const method = (message as { method?: string }).method;
+    const id = (message as { id?: unknown }).id;
+    const params = (message as { params?: Record<string, unknown> }).params;
+    const sessionId = ex.headers['mcp-session-id'];
+    if (method !== undefined) {
+      const isRequest = id !== undefined;
+      const mismatch = checkStandardHeaders(ex.headers, method, params, isRequest);
+      if (mismatch !== undefined) {
+        o.telemetry.error(mismatch.kind, method);
+        ex.respond(mismatch.httpStatus, JSON_HEADERS, errorBody(id, mismatch, correlationId));
+        return;
+      }
+      if (isRequest) {
+        const verdict = this.judgeOne(method, params, correlationId, sessionId, snapshot);
+        if (verdict !== undefined) {
+          o.telemetry.request(method, verdict.tool, 'error', performance.now() - started);
+          ex.respond(200, JSON_HEADERS, errorBody(id, verdict, correlationId));
+          return;
+        }
+      }
+    }
+    const kind = method === undefined ? 'response' : id === undefined ? 'notification' : 'request';
+    const tool = method === 'tools/call' && typeof params?.name === 'string' ? (params.name as string) : undefined;
+    const ctx = new ExchangeContext(this, method ?? 'response', tool, id, correlationId, started, snapshot, sessionId, kind === 'request');
+    ctx.inspectAll = method !== undefined && (Object.hasOwn(LIST_METHODS, method) || method === 'initialize');
+    ctx.isInitialize = method === 'initialize';
+    const relay = new Relay(ex, ctx);
+    const req: UpstreamRequest = {
+      method: 'POST',
+      path: ex.path,
+      headers: upstreamHeaders(ex.headers),
+      body: ex.body!,
+      correlationId,
+      message: {
+        kind,
+        id,
+        method,
+        progressToken: (params?._meta as Record<string, unknown> | undefined)?.progressToken,
+        isInitialize: method === 'initialize',
+      },
+    };
+    this.postsInFlight++;
+    ctx.countsInFlight = true;
+    o.upstream.send(req, relay);
+  }
+
+  /**
+   * Judges one request. Returns the error to answer with, or undefined to forward.
+   * In audit mode a denial is logged (WOULD_BLOCK) and the call forwarded.
+   */
+  judgeOne(method: string, params: Record<string, unknown> | undefined, correlationId: string, sessionId: string | undefined, snapshot: Snapshot): GovError | undefined {
+    const o = this.o;
+    if (o.mode === 'bypass') return undefined;
+    if (!isGoverned(method)) return undefined;
+    const resource = resourceNameOf(method, params);
+    if (resource === undefined) {
+      return new GovError('invalid_params', { subject: `Missing required field '${resourceFieldOf(method)}' in ${method} params` });
+    }
+    const decision = judge({ method, resource, sourceId: o.sourceId }, snapshot);
+    const blocked = decision.action === 'deny';
+    const wouldBlock = blocked && o.mode === 'audit';
+    o.telemetry.decision({
+      correlationId, session: sessionId, principal: o.principal, method, tool: resource, sourceId: o.sourceId,
+      decision, mode: o.mode, wouldBlock, snapshot: snapshot.version,
+    });
+    if (!blocked || wouldBlock) return undefined;
+    return new GovError(decision.error ?? 'governance_rule_denied', { tool: resource, details: decision.reason });
+  }
+
+  private batch(ex: Exchange, items: BatchItem[], correlationId: string, started: number, snapshot: Snapshot): void {
+    const o = this.o;
+    const sessionId = ex.headers['mcp-session-id'];
+    const version = (sessionId !== undefined ? o.sessions.get(sessionId)?.version : undefined) ?? ex.headers['mcp-protocol-version'] ?? BATCH_VERSION;
+    if (version !== BATCH_VERSION) {
+      // Later revisions removed batching; an SDK server would otherwise execute every element unjudged.
+      o.telemetry.framing('unsupported_batch');
+      const err = new GovError('invalid_request', { subject: `JSON-RPC batches are not supported on protocol version ${version}` });
+      ex.respond(200, JSON_HEADERS, errorBody(null, err, correlationId));
+      return;
+    }
+    const collector = new BatchCollector(items.length);
+    const forward: string[] = [];
+    for (let i = 0; i < items.length; i++) {
+      const item = items[i]!;
+      if (!item.ok) {
+        o.telemetry.framing(item.error.kind);
+        collector.answer(i, errorBody(item.id, item.error, correlationId));
+        continue;
+      }
+      const m = item.message as { id?: unknown; method?: string; params?: Record<string, unknown> };
+      if (m.method === 'initialize') {
+        collector.answer(i, errorBody(m.id, new GovError('invalid_request', { subject: 'initialize must not be part of a batch' }), correlationId));
+        continue;
+      }
+      if (m.method !== undefined && m.id !== undefined) {
+        const denied = this.judgeOne(m.method, m.params, correlationId, sessionId, snapshot);
+        if (denied !== undefined) {
+          collector.answer(i, errorBody(m.id, denied, correlationId));
+          continue;
+        }
+        collector.expect(i, m.id);
+      }
+      forward.push(item.raw);
+    }
+    const ctx = new ExchangeContext(this, 'batch', undefined, undefined, correlationId, started, snapshot, sessionId, true);
+    if (forward.length === 0) {
+      collector.finish(ex, ctx);
+      return;
+    }
+    collector.bind(ex, ctx);
+    this.postsInFlight++;
+    ctx.countsInFlight = true;
+    o.upstream.send({
+      method: 'POST', path: ex.path, headers: upstreamHeaders(ex.headers), body: Buffer.from(`[${forward.join(',')}]`), correlationId,
+    }, collector);
+  }
+
+  /** @internal used by ExchangeContext */
+  get options(): PipelineOptions {
+    return this.o;
+  }
+}
+
+function isJsonContentType(type: string | undefined): boolean {
+  if (type === undefined) return false;
+  const semi = type.indexOf(';');
+  const media = (semi === -1 ? type : type.slice(0, semi)).trim().toLowerCase();
+  return media === 'application/json';
+}
+
+/**
+ * Per-exchange state the Relay calls back into. A class (not closures) so one object per
+ * request carries everything; its methods live on the prototype.
+ */
+export class ExchangeContext implements RelayContext {
+  inspectAll = false;
+  isInitialize = false;
+  forgetOnSuccess = false;
+  countsInFlight = false;
+  readonly maxEventBytes: number;
+  private upstreamSession: string | undefined;
+  private upstreamStarted = 0;
+
+  constructor(
+    private readonly pipeline: Pipeline,
+    readonly method: string,
+    readonly tool: string | undefined,
+    readonly id: unknown,
+    readonly correlationId: string,
+    private readonly started: number,
+    readonly snapshot: Snapshot,
+    readonly sessionId: string | undefined,
+    readonly expectsAnswer: boolean,
+  ) {
+    this.maxEventBytes = pipeline.options.maxEventBytes;
+    this.upstreamStarted = performance.now();
+  }
+
+  onUpstreamHead(status: number, headers: HeaderMap): void {
+    const o = this.pipeline.options;
+    o.telemetry.upstream(status, performance.now() - this.upstreamStarted);
+    if (this.isInitialize) this.upstreamSession = headers['mcp-session-id'];
+    if (this.forgetOnSuccess && status >= 200 && status < 300) o.sessions.forget(this.sessionId!);
+  }
+
+  inspect(message: unknown): string | undefined {
+    const o = this.pipeline.options;
+    if (this.isInitialize && this.upstreamSession !== undefined) {
+      const version = (message as { result?: { protocolVersion?: unknown } })?.result?.protocolVersion;
+      if (typeof version === 'string') o.sessions.remember(this.upstreamSession, version);
+    }
+    if (o.mode === 'bypass') return undefined;
+    return filterListResponse(message, this.snapshot, o.sourceId) ? JSON.stringify(message) : undefined;
+  }
+
+  renderError(err: GovError): string {
+    return errorBody(this.id, err, this.correlationId);
+  }
+
+  onDone(_status: number, err: GovError | undefined): void {
+    const o = this.pipeline.options;
+    if (this.countsInFlight) {
+      this.countsInFlight = false;
+      this.pipeline.postsInFlight--;
+    }
+    if (err !== undefined) o.telemetry.error(err.kind, this.method);
+    o.telemetry.request(this.method, this.tool, err === undefined ? 'success' : 'error', performance.now() - this.started);
+  }
+}

@@ -1,0 +1,126 @@
+// Batches (2025-03-26 sessions): denied and invalid elements are answered in place, the rest
+// forwarded as one smaller batch, and the upstream's answers (JSON array or SSE events) merged
+// back in the client's order. A batch answer is bounded by the batch size, so it is collected.
+import { GovError } from '../core/errors.js';
+import { SseParser } from '../framing/sse.js';
+import type { Exchange } from '../transport/http-server.js';
+import type { HeaderMap, ResponseSink } from '../upstream/types.js';
+import type { RelayContext } from './relay.js';
+
+const JSON_HEADERS: HeaderMap = { 'content-type': 'application/json' };
+const MAX_BATCH_ANSWER_BYTES = 64 * 1024 * 1024;
+
+export class BatchCollector implements ResponseSink {
+  /** per element: its final answer text, or the id we wait for from the upstream */
+  private readonly answers: (string | undefined)[];
+  private readonly waiting = new Map<string, number>();
+  private readonly extra: string[] = [];
+  private ex: Exchange | null = null;
+  private ctx: RelayContext | null = null;
+  private chunks: Buffer[] = [];
+  private size = 0;
+  private status = 0;
+  private sse = false;
+  resume?: () => void;
+  abort?: () => void;
+
+  constructor(length: number) {
+    this.answers = new Array(length);
+  }
+
+  answer(index: number, text: string): void {
+    this.answers[index] = text;
+  }
+
+  expect(index: number, id: unknown): void {
+    this.waiting.set(JSON.stringify(id), index);
+  }
+
+  bind(ex: Exchange, ctx: RelayContext): void {
+    this.ex = ex;
+    this.ctx = ctx;
+    ex.onAbort = () => this.abort?.();
+  }
+
+  onHead(status: number, headers: HeaderMap): void {
+    this.status = status;
+    this.ctx!.onUpstreamHead?.(status, headers);
+    this.sse = (headers['content-type'] ?? '').toLowerCase().startsWith('text/event-stream');
+  }
+
+  onData(chunk: Buffer): boolean {
+    this.size += chunk.length;
+    if (this.size > MAX_BATCH_ANSWER_BYTES) {
+      this.abort?.();
+      this.onError(new GovError('upstream_error', { subject: 'batch answer too large', details: `over ${MAX_BATCH_ANSWER_BYTES} bytes` }));
+      return true;
+    }
+    this.chunks.push(chunk);
+    return true;
+  }
+
+  onEnd(): void {
+    const text = Buffer.concat(this.chunks, this.size).toString('utf8');
+    this.chunks = [];
+    const messages: unknown[] = [];
+    try {
+      if (this.sse) {
+        const parser = new SseParser((ev) => { if (ev.data.length > 0) messages.push(JSON.parse(ev.data)); }, MAX_BATCH_ANSWER_BYTES, (why) => { throw new Error(why); });
+        parser.push(text);
+        parser.end();
+      } else if (text.trim().length > 0) {
+        const parsed: unknown = JSON.parse(text);
+        if (Array.isArray(parsed)) messages.push(...parsed);
+        else messages.push(parsed);
+      }
+    } catch {
+      this.failForwarded(new GovError('upstream_error', { subject: 'invalid JSON', details: `Upstream error code: ${this.status}; batch answer is not JSON` }));
+      return;
+    }
+    for (const m of messages) this.place(m);
+    this.failForwarded(new GovError('upstream_error', { subject: 'no answer', details: `Upstream error code: ${this.status}; no answer for this element` }));
+  }
+
+  onError(err: GovError): void {
+    this.failForwarded(err);
+  }
+
+  /** Sends what we have (used directly when nothing needed forwarding). */
+  finish(ex: Exchange, ctx: RelayContext): void {
+    this.ex = ex;
+    this.ctx = ctx;
+    this.send(undefined);
+  }
+
+  private place(m: unknown): void {
+    const id = (m as { id?: unknown } | null)?.id;
+    const replaced = this.ctx!.inspect(m);
+    const text = replaced ?? JSON.stringify(m);
+    const key = id === undefined ? undefined : JSON.stringify(id);
+    const index = key === undefined ? undefined : this.waiting.get(key);
+    if (index === undefined) {
+      this.extra.push(text);
+      return;
+    }
+    this.waiting.delete(key!);
+    this.answers[index] = text;
+  }
+
+  /** Every forwarded element still without an answer gets `err`; then the batch is sent. */
+  private failForwarded(err: GovError): void {
+    for (const [key, index] of this.waiting) {
+      this.answers[index] = JSON.stringify({ jsonrpc: '2.0', id: JSON.parse(key), error: err.toJsonRpcError(this.ctx!.correlationId) });
+    }
+    this.waiting.clear();
+    this.send(err);
+  }
+
+  private send(err: GovError | undefined): void {
+    const parts: string[] = [];
+    for (const a of this.answers) if (a !== undefined) parts.push(a);
+    for (const e of this.extra) parts.push(e);
+    if (parts.length === 0) this.ex!.respond(202, null, '');
+    else this.ex!.respond(200, JSON_HEADERS, `[${parts.join(',')}]`);
+    this.ctx!.onDone(200, err);
+  }
+}

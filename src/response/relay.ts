@@ -1,0 +1,235 @@
+// Upstream → client. A ResponseSink that relays the upstream's answer as it chose it:
+// JSON (buffered only when it must be inspected or is small enough to send in one write) or
+// SSE, event by event as each arrives, never buffering a stream. Answers that may carry a list
+// result pass through `inspect`, which filters them (gate 1 on answers). Garbage from the
+// upstream (an HTML error page, a non-JSON body) never reaches the client as if it were a result.
+import { GovError } from '../core/errors.js';
+import { SseParser, type SseEvent } from '../framing/sse.js';
+import type { Exchange } from '../transport/http-server.js';
+import type { HeaderMap, ResponseSink } from '../upstream/types.js';
+
+/** Response headers that belong to one hop only (RFC 9110 §7.6.1) or that uWS sets itself. */
+const DROP_RESPONSE_HEADERS = new Set([
+  'connection', 'keep-alive', 'proxy-authenticate', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade',
+  'content-length', 'date', 'uwebsockets',
+]);
+
+/** JSON bodies up to this size are collected and sent in one write (no chunked framing). */
+const SMALL_JSON_BYTES = 64 * 1024;
+
+export interface RelayContext {
+  readonly correlationId: string;
+  /** true when the client's request expects a JSON-RPC answer in this body (a POSTed request) */
+  expectsAnswer: boolean;
+  /** always parse and inspect JSON/SSE messages (list requests, initialize) */
+  inspectAll: boolean;
+  /** longest SSE event accepted from the upstream */
+  maxEventBytes: number;
+  /** called for each message that may need changing; returns a replacement text or undefined to relay as is */
+  inspect: (message: unknown) => string | undefined;
+  /** sees the head before it is relayed (session tracking) */
+  onUpstreamHead?: (status: number, headers: HeaderMap) => void;
+  /** render an error for this exchange (JSON-RPC error body with the request id) */
+  renderError: (err: GovError) => string;
+  /** called once when the exchange is over */
+  onDone: (status: number, err: GovError | undefined) => void;
+}
+
+export function filterHeaders(headers: HeaderMap): HeaderMap {
+  const out: HeaderMap = {};
+  for (const name in headers) if (!DROP_RESPONSE_HEADERS.has(name)) out[name] = headers[name]!;
+  return out;
+}
+
+const JSON_HEADERS: HeaderMap = { 'content-type': 'application/json' };
+
+type Mode = 'none' | 'json-buffer' | 'json-stream' | 'sse' | 'raw' | 'reject';
+
+export class Relay implements ResponseSink {
+  private readonly ex: Exchange;
+  private readonly ctx: RelayContext;
+  private mode: Mode = 'none';
+  private status = 0;
+  private headers: HeaderMap = {};
+  private chunks: Buffer[] = [];
+  private size = 0;
+  private sse: SseParser | null = null;
+  private writable = true;
+  private upstreamError: GovError | undefined;
+  resume?: () => void;
+  abort?: () => void;
+
+  constructor(ex: Exchange, ctx: RelayContext) {
+    this.ex = ex;
+    this.ctx = ctx;
+    ex.onDrain = () => {
+      this.writable = true;
+      this.resume?.();
+    };
+    ex.onAbort = () => {
+      this.abort?.();
+      this.ctx.onDone(499, undefined); // client closed the request
+    };
+  }
+
+  onHead(status: number, headers: HeaderMap): void {
+    this.status = status;
+    this.ctx.onUpstreamHead?.(status, headers);
+    const type = (headers['content-type'] ?? '').toLowerCase();
+    this.headers = filterHeaders(headers);
+    if (type.startsWith('text/event-stream')) {
+      this.mode = 'sse';
+      this.sse = new SseParser((ev) => this.onEvent(ev), this.ctx.maxEventBytes, (why) => this.failStream(why));
+      this.ex.writeHead(status, this.headers);
+      return;
+    }
+    const isJson = type.startsWith('application/json') || type.endsWith('+json');
+    if (this.ctx.expectsAnswer && !isJson && status !== 202 && status !== 204) {
+      // An HTML error page or other garbage must not reach the client as if it were a result.
+      this.mode = 'reject';
+      this.upstreamError = new GovError('upstream_error', { subject: `HTTP ${status}`, details: `Upstream error code: ${status}; content-type '${type || 'none'}'` });
+      return;
+    }
+    if (isJson) {
+      const length = Number(headers['content-length']);
+      this.mode = this.ctx.inspectAll || !(length > SMALL_JSON_BYTES) ? 'json-buffer' : 'json-stream';
+      if (this.mode === 'json-stream') this.ex.writeHead(status, this.headers);
+      return;
+    }
+    this.mode = 'raw';
+    this.ex.writeHead(status, this.headers);
+  }
+
+  onData(chunk: Buffer): boolean {
+    switch (this.mode) {
+      case 'json-buffer':
+        this.chunks.push(chunk);
+        this.size += chunk.length;
+        return true;
+      case 'sse':
+        this.sse!.push(chunk);
+        return this.writable;
+      case 'json-stream':
+      case 'raw':
+        this.writable = this.ex.write(chunk);
+        return this.writable;
+      default:
+        return true; // 'reject': drain and discard
+    }
+  }
+
+  onEnd(): void {
+    switch (this.mode) {
+      case 'json-buffer': {
+        const body = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.size);
+        this.chunks = [];
+        this.finishJson(body);
+        return;
+      }
+      case 'sse':
+        this.sse!.end();
+        this.ex.end();
+        this.ctx.onDone(this.status, undefined);
+        return;
+      case 'reject':
+        this.sendError(this.upstreamError!);
+        return;
+      case 'none':
+        this.sendError(new GovError('upstream_error', { subject: 'no response', details: 'upstream ended without a response' }));
+        return;
+      default:
+        this.ex.end();
+        this.ctx.onDone(this.status, undefined);
+    }
+  }
+
+  onError(err: GovError): void {
+    if (this.ex.headSent) {
+      // Mid-stream: the status is gone, so the only honest signal left is to cut the stream.
+      this.ex.close();
+      this.ctx.onDone(this.status, err);
+      return;
+    }
+    this.sendError(err);
+  }
+
+  private finishJson(body: Buffer): void {
+    if (this.ctx.expectsAnswer && !looksLikeJsonValue(body)) {
+      this.sendError(new GovError('upstream_error', { subject: 'invalid JSON', details: `Upstream error code: ${this.status}; body is not JSON` }));
+      return;
+    }
+    let out: string | Buffer = body;
+    if (this.ctx.inspectAll || (body.length < SMALL_JSON_BYTES && this.ctx.expectsAnswer)) {
+      const replaced = this.inspectText(body.toString('utf8'), this.ctx.inspectAll);
+      if (replaced === null) {
+        this.sendError(new GovError('upstream_error', { subject: 'invalid JSON', details: `Upstream error code: ${this.status}; body is not JSON` }));
+        return;
+      }
+      if (replaced !== undefined) out = replaced;
+    }
+    this.ex.respond(this.status, this.headers, out);
+    this.ctx.onDone(this.status, undefined);
+  }
+
+  /** undefined: relay as is; null: not JSON; string: the replacement */
+  private inspectText(text: string, always: boolean): string | undefined | null {
+    if (!always && !mayNeedInspection(text)) return undefined;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      return always ? null : undefined;
+    }
+    if (Array.isArray(parsed)) {
+      let changed = false;
+      const parts = parsed.map((m) => {
+        const r = this.ctx.inspect(m);
+        if (r !== undefined) changed = true;
+        return r ?? JSON.stringify(m);
+      });
+      return changed ? `[${parts.join(',')}]` : undefined;
+    }
+    return this.ctx.inspect(parsed);
+  }
+
+  private onEvent(ev: SseEvent): void {
+    let raw = ev.raw;
+    if (ev.data.length > 0 && (this.ctx.inspectAll || mayNeedInspection(ev.data))) {
+      const replaced = this.inspectText(ev.data, false);
+      if (replaced != null) raw = rebuildEvent(ev, replaced);
+    }
+    this.writable = this.ex.write(raw);
+  }
+
+  private failStream(why: string): void {
+    this.abort?.();
+    this.onError(new GovError('upstream_error', { subject: why, details: why }));
+  }
+
+  private sendError(err: GovError): void {
+    this.ex.respond(200, JSON_HEADERS, this.ctx.renderError(err));
+    this.ctx.onDone(200, err);
+  }
+}
+
+function rebuildEvent(ev: SseEvent, data: string): string {
+  let out = '';
+  if (ev.id !== undefined) out += `id: ${ev.id}\n`;
+  if (ev.event !== undefined) out += `event: ${ev.event}\n`;
+  if (ev.retry !== undefined) out += `retry: ${ev.retry}\n`;
+  // JSON.stringify output has no raw newlines, so one data line carries it.
+  return `${out}data: ${data}\n\n`;
+}
+
+function mayNeedInspection(text: string): boolean {
+  return text.includes('"tools"') || text.includes('"resources"') || text.includes('"prompts"') || text.includes('"resourceTemplates"');
+}
+
+function looksLikeJsonValue(body: Buffer): boolean {
+  for (let i = 0; i < body.length; i++) {
+    const c = body[i]!;
+    if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) continue;
+    return c === 0x7b /* { */ || c === 0x5b /* [ */;
+  }
+  return false;
+}

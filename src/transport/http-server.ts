@@ -1,0 +1,192 @@
+// The traffic port: a uWS app that turns each HTTP request into an Exchange (method, path,
+// headers, body) and hands it to one handler. The Exchange is the only way back to the client:
+// one-shot `respond`, or `writeHead`/`write`/`end` for streams, with backpressure reported by
+// `write` returning false and `onDrain` firing when the socket drained.
+import { STATUS_CODES } from 'node:http';
+import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket } from 'uWebSockets.js';
+import type { HeaderMap } from '../upstream/types.js';
+import { loadUws } from './uws.js';
+
+export type TrafficHandler = (ex: Exchange) => void;
+
+export interface TrafficServerOptions {
+  host: string;
+  port: number;
+  maxBodyBytes: number;
+  handler: TrafficHandler;
+}
+
+export interface TrafficServer {
+  port: number;
+  /** stop accepting new connections (in-flight exchanges go on) */
+  stopListening(): void;
+  /** exchanges in flight */
+  inFlight(): number;
+}
+
+const statusLines: string[] = [];
+function statusLine(status: number): string {
+  return (statusLines[status] ??= `${status} ${STATUS_CODES[status] ?? 'Unknown'}`);
+}
+
+let active = 0;
+
+export class Exchange {
+  readonly method: string;
+  readonly path: string;
+  readonly headers: HeaderMap;
+  body: Buffer | null = null;
+  /** the body was larger than allowed; it was not read to the end */
+  overLimit = false;
+  aborted = false;
+  finished = false;
+  private headWritten = false;
+  onDrain: (() => void) | null = null;
+  onAbort: (() => void) | null = null;
+  private readonly res: HttpResponse;
+
+  constructor(res: HttpResponse, method: string, path: string, headers: HeaderMap) {
+    this.res = res;
+    this.method = method;
+    this.path = path;
+    this.headers = headers;
+  }
+
+  /** Answer in one write: status, headers and the whole body. */
+  respond(status: number, headers: HeaderMap | null, body: string | Buffer, closeConnection = false): void {
+    if (this.aborted || this.finished) return;
+    this.finished = true;
+    active--;
+    const res = this.res;
+    res.cork(() => {
+      res.writeStatus(statusLine(status));
+      if (headers !== null) for (const name in headers) res.writeHeader(name, headers[name]!);
+      res.end(body, closeConnection);
+    });
+  }
+
+  writeHead(status: number, headers: HeaderMap): void {
+    if (this.aborted || this.finished || this.headWritten) return;
+    this.headWritten = true;
+    const res = this.res;
+    res.cork(() => {
+      res.writeStatus(statusLine(status));
+      for (const name in headers) res.writeHeader(name, headers[name]!);
+    });
+  }
+
+  /** Stream a chunk; false means the client is not keeping up (wait for onDrain). */
+  write(chunk: Buffer | string): boolean {
+    if (this.aborted || this.finished) return true;
+    let ok = true;
+    const res = this.res;
+    res.cork(() => {
+      ok = res.write(chunk);
+    });
+    if (!ok) res.onWritable(this.drained);
+    return ok;
+  }
+
+  end(chunk?: Buffer | string): void {
+    if (this.aborted || this.finished) return;
+    this.finished = true;
+    active--;
+    const res = this.res;
+    res.cork(() => {
+      res.end(chunk ?? '');
+    });
+  }
+
+  /** Drop the connection (an error after the head was sent has no other way to show). */
+  close(): void {
+    if (this.aborted || this.finished) return;
+    this.finished = true;
+    active--;
+    this.res.close();
+  }
+
+  get headSent(): boolean {
+    return this.headWritten;
+  }
+
+  private readonly drained = (): boolean => {
+    this.onDrain?.();
+    return true;
+  };
+
+  /** @internal */
+  _aborted(): void {
+    if (this.finished) return;
+    this.aborted = true;
+    this.finished = true;
+    active--;
+    this.onAbort?.();
+  }
+}
+
+function readHeaders(req: HttpRequest): HeaderMap {
+  const headers: HeaderMap = {};
+  req.forEach((name, value) => {
+    const prev = headers[name];
+    headers[name] = prev === undefined ? value : `${prev}, ${value}`;
+  });
+  return headers;
+}
+
+function onRequest(res: HttpResponse, req: HttpRequest, opts: TrafficServerOptions): void {
+  // uWS's req is only valid synchronously: copy everything before returning.
+  const method = req.getCaseSensitiveMethod().toUpperCase();
+  const query = req.getQuery();
+  const path = query ? `${req.getUrl()}?${query}` : req.getUrl();
+  const ex = new Exchange(res, method, path, readHeaders(req));
+  active++;
+  res.onAborted(() => ex._aborted());
+  if (method !== 'POST') {
+    opts.handler(ex);
+    return;
+  }
+  const declared = Number(ex.headers['content-length']);
+  if (declared > opts.maxBodyBytes) {
+    ex.overLimit = true;
+    opts.handler(ex);
+    return;
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  res.onData((ab, isLast) => {
+    if (ex.overLimit || ex.finished) return;
+    size += ab.byteLength;
+    if (size > opts.maxBodyBytes) {
+      ex.overLimit = true;
+      opts.handler(ex);
+      return;
+    }
+    // uWS neuters the ArrayBuffer after this callback returns: copy, even the last chunk.
+    chunks.push(Buffer.from(new Uint8Array(ab).slice()));
+    if (isLast) {
+      ex.body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
+      opts.handler(ex);
+    }
+  });
+}
+
+export function startTrafficServer(opts: TrafficServerOptions): Promise<TrafficServer> {
+  const uws = loadUws();
+  const app: TemplatedApp = uws.App();
+  app.any('/*', (res, req) => onRequest(res, req, opts));
+  return new Promise((resolve, reject) => {
+    app.listen(opts.host, opts.port, (socket: us_listen_socket | false) => {
+      if (!socket) {
+        reject(new Error(`cannot listen on ${opts.host}:${opts.port} (port in use or not permitted)`));
+        return;
+      }
+      resolve({
+        port: uws.us_socket_local_port(socket as unknown as Parameters<Uws['us_socket_local_port']>[0]),
+        stopListening: () => uws.us_listen_socket_close(socket),
+        inFlight: () => active,
+      });
+    });
+  });
+}
+
+type Uws = ReturnType<typeof loadUws>;

@@ -1,0 +1,318 @@
+// A stdio MCP server governed over HTTP: the sidecar spawns one child per MCP session
+// (on `initialize`), owns the Mcp-Session-Id, and maps Streamable HTTP onto the child's
+// NDJSON stream. A POSTed request gets an SSE stream (when the client accepts one) carrying
+// the progress notifications and server→client requests made while it runs, ending with its
+// answer; other server messages go to the session's GET stream. Children end on DELETE, idle
+// timeout, exit or shutdown; their number is capped.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { GovError } from '../core/errors.js';
+import { LineSplitter, decodeLine } from '../framing/ndjson.js';
+import type { HeaderMap, ResponseSink, Upstream, UpstreamRequest } from './types.js';
+
+export interface StdioUpstreamOptions {
+  command: string;
+  args: string[];
+  env: Record<string, string>;
+  maxSessions: number;
+  idleMs: number;
+  requestTimeoutMs: number;
+  maxLineBytes: number;
+  maxDepth: number;
+  log: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
+  /** counts a framing error on the child's output */
+  onFramingError: (errorType: string) => void;
+}
+
+const JSON_HEADERS: HeaderMap = { 'content-type': 'application/json' };
+const SSE_HEADERS: HeaderMap = { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' };
+
+function jsonError(id: unknown, code: number, message: string): string {
+  return JSON.stringify({ jsonrpc: '2.0', id: id ?? null, error: { code, message } });
+}
+
+/** Any LF/CR in valid JSON is insignificant whitespace (raw newlines are illegal inside strings). */
+function toLine(body: Buffer): Buffer {
+  let needs = false;
+  for (let i = 0; i < body.length; i++) if (body[i] === 0x0a || body[i] === 0x0d) { needs = true; break; }
+  if (!needs) return body;
+  const copy = Buffer.from(body);
+  for (let i = 0; i < copy.length; i++) if (copy[i] === 0x0a || copy[i] === 0x0d) copy[i] = 0x20;
+  return copy;
+}
+
+/** One in-flight client request waiting for the child's answer. */
+class Pending {
+  timer: NodeJS.Timeout | undefined;
+  headSent = false;
+  constructor(
+    readonly id: unknown,
+    readonly sink: ResponseSink,
+    readonly sse: boolean,
+    readonly progressToken: unknown,
+    readonly sessionHeader: string | undefined,
+  ) {}
+
+  deliver(line: string): void {
+    this.head();
+    this.sink.onData(Buffer.from(`event: message\ndata: ${line}\n\n`));
+  }
+
+  head(): void {
+    if (this.headSent) return;
+    this.headSent = true;
+    const headers = { ...(this.sse ? SSE_HEADERS : JSON_HEADERS) };
+    if (this.sessionHeader !== undefined) headers['mcp-session-id'] = this.sessionHeader;
+    this.sink.onHead(200, headers);
+  }
+
+  finish(line: string): void {
+    clearTimeout(this.timer);
+    if (this.sse) {
+      this.deliver(line);
+    } else {
+      this.head();
+      this.sink.onData(Buffer.from(line));
+    }
+    this.sink.onEnd();
+  }
+
+  fail(err: GovError): void {
+    clearTimeout(this.timer);
+    if (this.headSent && this.sse) {
+      // The stream is open: end it with the error as its answer.
+      this.sink.onData(Buffer.from(`event: message\ndata: ${JSON.stringify({ jsonrpc: '2.0', id: this.id, error: { code: err.code, message: err.message } })}\n\n`));
+      this.sink.onEnd();
+      return;
+    }
+    this.sink.onError(err);
+  }
+}
+
+class StdioSession {
+  readonly child: ChildProcess;
+  readonly pending = new Map<string, Pending>();
+  getStream: ResponseSink | null = null;
+  lastSeen = Date.now();
+  exited = false;
+
+  constructor(
+    readonly id: string,
+    private readonly up: StdioUpstream,
+    opts: StdioUpstreamOptions,
+  ) {
+    this.child = spawn(opts.command, opts.args, {
+      env: { ...process.env, ...opts.env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    const splitter = new LineSplitter(opts.maxLineBytes, (line) => this.onLine(line, opts), () => {
+      opts.onFramingError('message_too_large');
+      opts.log('warn', 'stdio server wrote an oversize line; dropped', { session: id });
+    });
+    this.child.stdout!.on('data', (c: Buffer) => splitter.push(c));
+    this.child.stderr!.setEncoding('utf8');
+    this.child.stderr!.on('data', (t: string) => {
+      for (const l of t.split('\n')) if (l.trim()) opts.log('info', l, { session: id, stream: 'stderr', command: opts.command });
+    });
+    this.child.stdin!.on('error', () => {}); // EPIPE after the child died is reported by 'exit'
+    this.child.on('error', (err) => {
+      opts.log('error', `stdio server failed to start: ${err.message}`, { session: id, command: opts.command });
+      this.onExit(`failed to start: ${err.message}`);
+    });
+    this.child.on('exit', (code, signal) => this.onExit(`exited (${signal ?? code})`));
+  }
+
+  write(body: Buffer): void {
+    this.lastSeen = Date.now();
+    const stdin = this.child.stdin!;
+    stdin.write(toLine(body));
+    stdin.write('\n');
+  }
+
+  private onLine(line: Buffer, opts: StdioUpstreamOptions): void {
+    if (line.length === 0) return;
+    const decoded = decodeLine(line, { allowBatch: false, maxDepth: opts.maxDepth });
+    if (!decoded.ok) {
+      opts.onFramingError(decoded.errorType);
+      opts.log('warn', `stdio server wrote an invalid line (${decoded.errorType}); dropped`, { session: this.id });
+      return;
+    }
+    const msg = decoded.message as { id?: unknown; method?: string; params?: { progressToken?: unknown } };
+    const text = line.toString('utf8');
+    if (msg.method === undefined) {
+      // An answer: ends the client request with that id.
+      const key = JSON.stringify(msg.id);
+      const p = this.pending.get(key);
+      if (p === undefined) {
+        opts.log('warn', 'stdio server answered an unknown request id; dropped', { session: this.id, id: msg.id });
+        return;
+      }
+      this.pending.delete(key);
+      p.finish(text);
+      return;
+    }
+    // A notification or server→client request: route it to the request it belongs to.
+    const token = msg.params?.progressToken;
+    let target: Pending | undefined;
+    if (token !== undefined) {
+      for (const p of this.pending.values()) if (p.sse && p.progressToken === token) { target = p; break; }
+    } else if (msg.id !== undefined) {
+      for (const p of this.pending.values()) if (p.sse) target = p; // the most recent open stream
+    }
+    if (target !== undefined) {
+      target.deliver(text);
+      return;
+    }
+    if (this.getStream !== null) {
+      this.getStream.onData(Buffer.from(`event: message\ndata: ${text}\n\n`));
+      return;
+    }
+    if (msg.id !== undefined) {
+      // A server→client request nobody can receive: answer it so the server does not wait forever.
+      this.write(Buffer.from(jsonError(msg.id, -32601, 'No client stream open to deliver this request')));
+    }
+  }
+
+  private onExit(why: string): void {
+    if (this.exited) return;
+    this.exited = true;
+    const err = new GovError('upstream_connection_failed', { details: `stdio server ${why}` });
+    for (const p of this.pending.values()) p.fail(err);
+    this.pending.clear();
+    this.getStream?.onEnd();
+    this.getStream = null;
+    this.up.removed(this.id);
+  }
+
+  kill(): void {
+    if (this.exited) return;
+    this.child.stdin!.end();
+    this.child.kill('SIGTERM');
+    const hard = setTimeout(() => this.child.kill('SIGKILL'), 2000);
+    hard.unref();
+  }
+}
+
+export class StdioUpstream implements Upstream {
+  readonly target: string;
+  private readonly sessions = new Map<string, StdioSession>();
+  private readonly sweeper: NodeJS.Timeout;
+
+  constructor(private readonly opts: StdioUpstreamOptions) {
+    this.target = `stdio:${opts.command}`;
+    this.sweeper = setInterval(() => this.sweep(), Math.min(30_000, Math.max(1000, opts.idleMs / 4)));
+    this.sweeper.unref();
+  }
+
+  get activeSessions(): number {
+    return this.sessions.size;
+  }
+
+  send(req: UpstreamRequest, sink: ResponseSink): void {
+    const sid = req.headers['mcp-session-id'];
+    if (req.method === 'POST' && req.message?.isInitialize) {
+      this.initialize(req, sink);
+      return;
+    }
+    if (sid === undefined) {
+      const id = req.message?.id;
+      reply(sink, 400, jsonError(id, -32000, 'Bad Request: Mcp-Session-Id header is required'));
+      return;
+    }
+    const session = this.sessions.get(sid);
+    if (session === undefined) {
+      reply(sink, 404, jsonError(req.message?.id, -32001, 'Session not found'));
+      return;
+    }
+    session.lastSeen = Date.now();
+    if (req.method === 'DELETE') {
+      session.kill();
+      this.sessions.delete(sid);
+      reply(sink, 200, '');
+      return;
+    }
+    if (req.method === 'GET') {
+      if (session.getStream !== null) {
+        reply(sink, 409, jsonError(null, -32000, 'Conflict: Only one SSE stream is allowed per session'));
+        return;
+      }
+      session.getStream = sink;
+      sink.abort = () => { if (session.getStream === sink) session.getStream = null; };
+      sink.onHead(200, { ...SSE_HEADERS, 'mcp-session-id': sid });
+      sink.onData(Buffer.from(': stream open\n\n'));
+      return;
+    }
+    this.post(session, req, sink, undefined);
+  }
+
+  private initialize(req: UpstreamRequest, sink: ResponseSink): void {
+    if (this.sessions.size >= this.opts.maxSessions) {
+      sink.onError(new GovError('rate_limited', { details: `stdio session limit reached (${this.opts.maxSessions})`, retryAfter: 5 }));
+      return;
+    }
+    const sid = randomUUID();
+    const session = new StdioSession(sid, this, this.opts);
+    this.sessions.set(sid, session);
+    this.opts.log('info', 'stdio server started for new session', { session: sid, pid: session.child.pid, command: this.opts.command });
+    this.post(session, req, sink, sid);
+  }
+
+  private post(session: StdioSession, req: UpstreamRequest, sink: ResponseSink, newSessionId: string | undefined): void {
+    const m = req.message!;
+    if (m.kind !== 'request') {
+      session.write(req.body!);
+      reply(sink, 202, '');
+      return;
+    }
+    const key = JSON.stringify(m.id);
+    if (session.pending.has(key)) {
+      reply(sink, 200, jsonError(m.id, -32600, 'Invalid JSON-RPC request: a request with this id is already in flight'), JSON_HEADERS);
+      return;
+    }
+    const accept = req.headers['accept'] ?? '';
+    const p = new Pending(m.id, sink, !m.isInitialize && accept.includes('text/event-stream'), m.progressToken, newSessionId);
+    p.timer = setTimeout(() => {
+      if (session.pending.get(key) === p) session.pending.delete(key);
+      p.fail(new GovError('upstream_timeout', { details: `no answer from the stdio server in ${this.opts.requestTimeoutMs / 1000}s` }));
+    }, this.opts.requestTimeoutMs);
+    sink.abort = () => {
+      clearTimeout(p.timer);
+      if (session.pending.get(key) === p) session.pending.delete(key);
+    };
+    session.pending.set(key, p);
+    session.write(req.body!);
+  }
+
+  /** @internal called by a session whose child is gone */
+  removed(id: string): void {
+    this.sessions.delete(id);
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    for (const s of this.sessions.values()) {
+      if (s.pending.size === 0 && s.getStream === null && now - s.lastSeen > this.opts.idleMs) {
+        this.opts.log('info', 'stdio session idle; ending its server', { session: s.id });
+        s.kill();
+        this.sessions.delete(s.id);
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.sweeper);
+    const exits: Promise<void>[] = [];
+    for (const s of this.sessions.values()) {
+      if (!s.exited) exits.push(new Promise((r) => s.child.once('exit', () => r())));
+      s.kill();
+    }
+    this.sessions.clear();
+    await Promise.race([Promise.all(exits), new Promise((r) => setTimeout(r, 3000).unref())]);
+  }
+}
+
+function reply(sink: ResponseSink, status: number, body: string, headers: HeaderMap = JSON_HEADERS): void {
+  sink.onHead(status, body.length > 0 ? headers : {});
+  if (body.length > 0) sink.onData(Buffer.from(body));
+  sink.onEnd();
+}

@@ -1,0 +1,39 @@
+// The one contract between the pipeline and any upstream (HTTP pool or stdio child):
+// `send(request, sink)`. The upstream drives the sink through a lifecycle like undici's
+// dispatch handler: onHead once, onData repeatedly, then onEnd or onError exactly once.
+import type { GovError } from '../core/errors.js';
+
+/** Headers as lower-cased name → value; a repeated header is joined with ', '. */
+export type HeaderMap = Record<string, string>;
+
+export interface UpstreamRequest {
+  method: 'POST' | 'GET' | 'DELETE';
+  /** path and query as the client sent them */
+  path: string;
+  /** already filtered: no hop-by-hop headers, no host/content-length */
+  headers: HeaderMap;
+  /** exact bytes that were judged (POST only) */
+  body?: Buffer;
+  /** set for a POST carrying one message: what the stdio upstream needs to route it */
+  message?: { kind: 'request' | 'notification' | 'response'; id?: unknown; method?: string; progressToken?: unknown; isInitialize: boolean };
+  /** correlation id, for logs */
+  correlationId: string;
+}
+
+export interface ResponseSink {
+  onHead(status: number, headers: HeaderMap): void;
+  /** returns false when the client is not draining: the upstream should pause until `resume` */
+  onData(chunk: Buffer): boolean;
+  onEnd(): void;
+  onError(err: GovError): void;
+  /** set by the upstream: called by the sink when the client drained after onData returned false */
+  resume?: () => void;
+  /** set by the upstream: called by the sink when the client went away */
+  abort?: () => void;
+}
+
+export interface Upstream {
+  readonly target: string;
+  send(req: UpstreamRequest, sink: ResponseSink): void;
+  close(): Promise<void>;
+}
