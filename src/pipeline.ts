@@ -173,7 +173,8 @@ export class Pipeline {
       if (isRequest) {
         const verdict = this.judgeOne(method, params, correlationId, sessionId, snapshot);
         if (verdict !== undefined) {
-          o.telemetry.request(method, verdict.tool, 'error', performance.now() - started);
+          o.telemetry.error(verdict.kind, method);
+          o.telemetry.request(method, method === 'tools/call' ? verdict.tool : undefined, 'error', performance.now() - started);
           ex.respond(200, JSON_HEADERS, errorBody(id, verdict, correlationId));
           return;
         }
