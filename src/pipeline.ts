@@ -126,7 +126,8 @@ export class Pipeline {
     if (ex.overLimit) {
       o.telemetry.framing('body_too_large');
       const err = new GovError('invalid_request', { subject: `Request body exceeds maximum size of ${o.limits.maxBodyBytes} bytes` });
-      ex.respond(200, JSON_HEADERS, errorBody(null, err, correlationId), true);
+      // Close only when the body was refused on its Content-Length alone (never read).
+      ex.respond(200, JSON_HEADERS, errorBody(null, err, correlationId), ex.body === null && ex.headers['transfer-encoding'] === undefined);
       return;
     }
     const type = ex.headers['content-type'];

@@ -31,6 +31,9 @@ function statusLine(status: number): string {
 
 let active = 0;
 
+/** how much of an over-limit body is read and discarded before the connection is cut */
+const DRAIN_SLACK_BYTES = 1024 * 1024;
+
 export class Exchange {
   readonly method: string;
   readonly path: string;
@@ -154,10 +157,17 @@ function onRequest(res: HttpResponse, req: HttpRequest, opts: TrafficServerOptio
   const chunks: Buffer[] = [];
   let size = 0;
   res.onData((ab, isLast) => {
-    if (ex.overLimit || ex.finished) return;
     size += ab.byteLength;
+    if (ex.overLimit) {
+      // Already answered: discard the rest so the answer is not lost to a reset, but stop
+      // reading a body that goes on far past the limit.
+      if (size > opts.maxBodyBytes * 4 + DRAIN_SLACK_BYTES && !ex.aborted) res.close();
+      return;
+    }
+    if (ex.finished) return;
     if (size > opts.maxBodyBytes) {
       ex.overLimit = true;
+      chunks.length = 0;
       opts.handler(ex);
       return;
     }
