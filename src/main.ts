@@ -8,7 +8,7 @@ import { loadSnapshot } from './policy/snapshot.js';
 import type { Snapshot, SourceConfig } from './policy/types.js';
 import { originPolicy } from './session/origin.js';
 import { SessionTable } from './session/sessions.js';
-import { createAuditWriter, type AuditWriter } from './telemetry/audit.js';
+import { createAuditWriter, reopenOnSignal, type AuditWriter } from './telemetry/audit.js';
 import { logger } from './telemetry/log.js';
 import { metrics } from './telemetry/metrics.js';
 import { startTrafficServer, type TrafficServer } from './transport/http-server.js';
@@ -73,6 +73,7 @@ function makeUpstream(source: SourceConfig, s: Settings): Upstream {
     args: source.args,
     env: source.env,
     maxSessions: s.limits.maxStdioSessions,
+    poolSize: s.stdioPoolSize,
     idleMs: s.stdioIdleMs,
     requestTimeoutMs: s.requestTimeoutMs,
     maxLineBytes: s.limits.maxLineBytes,
@@ -109,6 +110,8 @@ export async function startSidecar(s: Settings): Promise<Sidecar> {
     await admin.close();
     throw new Error(`cannot open audit trail ${s.auditPath}: ${(e as Error).message}`);
   }
+
+  const stopReopen = reopenOnSignal(audit, 'SIGUSR2'); // logrotate: move the file, then SIGUSR2
 
   let draining = false;
   const pipeline = new Pipeline({
@@ -158,8 +161,10 @@ export async function startSidecar(s: Settings): Promise<Sidecar> {
         logger.warn({ in_flight: pipeline.postsInFlight }, 'drain timed out; closing remaining exchanges');
       }
       await upstream.close();
+      stopReopen();
       await audit.flush();
       await audit.close();
+      logger.flush();
       stopped = true;
       metrics.setLifecycle('stopped');
       metrics.setShutdownDuration((performance.now() - t0) / 1000);

@@ -4,7 +4,7 @@
 // Every decision is reported to `telemetry` (metrics + audit trail) from here.
 import { randomUUID } from 'node:crypto';
 import { GovError, type ErrorKind } from './core/errors.js';
-import { BATCH_VERSION, type JsonRpcMessage } from './core/jsonrpc.js';
+import { BATCH_VERSION, MODERN_VERSION, type JsonRpcMessage } from './core/jsonrpc.js';
 import type { Limits } from './core/limits.js';
 import { decodeBody, type BatchItem } from './framing/decode.js';
 import { judge } from './gates/judge.js';
@@ -14,7 +14,7 @@ import { LIST_METHODS, isGoverned, resourceFieldOf, resourceNameOf } from './pol
 import type { Snapshot } from './policy/types.js';
 import { Relay, type RelayContext } from './response/relay.js';
 import { BatchCollector } from './response/batch.js';
-import { checkStandardHeaders, upstreamHeaders } from './session/headers.js';
+import { bodyClaimedVersion, checkStandardHeaders, upstreamHeaders } from './session/headers.js';
 import type { OriginPolicy } from './session/origin.js';
 import type { SessionTable } from './session/sessions.js';
 import type { Exchange } from './transport/http-server.js';
@@ -199,6 +199,7 @@ export class Pipeline {
         method,
         progressToken: (params?._meta as Record<string, unknown> | undefined)?.progressToken,
         isInitialize: method === 'initialize',
+        modern: bodyClaimedVersion(params) === MODERN_VERSION,
       },
     };
     this.postsInFlight++;

@@ -17,6 +17,7 @@ export interface Settings {
   streamReadTimeoutMs: number;
   shutdownTimeoutMs: number;
   stdioIdleMs: number;
+  stdioPoolSize: number;
   upstreamConnections: number;
   maxEventBytes: number;
   allowedOrigins: string[];
@@ -64,6 +65,7 @@ export const ENV_HELP: ReadonlyArray<readonly [string, string]> = [
   ['THOUGHTGATE_MAX_SSE_EVENT_BYTES', 'largest SSE event relayed from the upstream (default 16777216)'],
   ['THOUGHTGATE_MAX_STDIO_SESSIONS', 'most concurrent sessions of a command: source (default 64)'],
   ['THOUGHTGATE_STDIO_IDLE_TIMEOUT_SECS', 'idle time before a session\'s stdio server is ended (default 600)'],
+  ['THOUGHTGATE_STDIO_POOL_SIZE', 'stdio servers kept for stateless 2026-07-28 requests (default 2)'],
   ['THOUGHTGATE_UPSTREAM_CONNECTIONS', 'HTTP upstream connection pool size (default 128)'],
   ['THOUGHTGATE_ALLOWED_ORIGINS', 'comma-separated Origins allowed besides localhost ones; * allows any'],
   ['THOUGHTGATE_AUDIT_PATH', 'audit trail file, NDJSON (default ./thoughtgate-audit.ndjson; - for stdout)'],
@@ -112,6 +114,7 @@ export function resolveSettings(flags: Flags, env: Env = process.env): Settings 
     streamReadTimeoutMs: int(env, 'THOUGHTGATE_STREAM_READ_TIMEOUT_SECS', 300, 1, 86_400) * 1000,
     shutdownTimeoutMs: int(env, 'THOUGHTGATE_SHUTDOWN_TIMEOUT_SECS', 30, 1, 3600) * 1000,
     stdioIdleMs: int(env, 'THOUGHTGATE_STDIO_IDLE_TIMEOUT_SECS', 600, 1, 86_400) * 1000,
+    stdioPoolSize: int(env, 'THOUGHTGATE_STDIO_POOL_SIZE', 2, 1, 64),
     upstreamConnections: int(env, 'THOUGHTGATE_UPSTREAM_CONNECTIONS', 128, 1, 4096),
     maxEventBytes: int(env, 'THOUGHTGATE_MAX_SSE_EVENT_BYTES', 16 * 1024 * 1024, 1024, 1 << 30),
     allowedOrigins: origins,

@@ -15,6 +15,8 @@ export interface StdioUpstreamOptions {
   args: string[];
   env: Record<string, string>;
   maxSessions: number;
+  /** children kept for stateless 2026-07-28 requests */
+  poolSize: number;
   idleMs: number;
   requestTimeoutMs: number;
   maxLineBytes: number;
@@ -25,6 +27,11 @@ export interface StdioUpstreamOptions {
 }
 
 const JSON_HEADERS: HeaderMap = { 'content-type': 'application/json' };
+const POOL_INIT_ID = 'thoughtgate-pool-init';
+/** what pooled children are initialized with: the newest 2025 revision stdio servers speak */
+const POOL_PROTOCOL_VERSION = '2025-11-25';
+const SERVER_INFO_META = 'io.modelcontextprotocol/serverInfo';
+const UNCACHED = { ttlMs: 0, cacheScope: 'private' } as const;
 const SSE_HEADERS: HeaderMap = { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' };
 
 function jsonError(id: unknown, code: number, message: string): string {
@@ -45,6 +52,8 @@ function toLine(body: Buffer): Buffer {
 class Pending {
   timer: NodeJS.Timeout | undefined;
   headSent = false;
+  /** pooled (2026-07-28) requests: rewrites the child's answer back to the client's id and shape */
+  rewrite: ((line: string) => string) | undefined;
   constructor(
     readonly id: unknown,
     readonly sink: ResponseSink,
@@ -68,6 +77,7 @@ class Pending {
 
   finish(line: string): void {
     clearTimeout(this.timer);
+    if (this.rewrite !== undefined) line = this.rewrite(line);
     if (this.sse) {
       this.deliver(line);
     } else {
@@ -95,6 +105,9 @@ class StdioSession {
   getStream: ResponseSink | null = null;
   lastSeen = Date.now();
   exited = false;
+  /** pooled children (2026-07-28 traffic): initialized by the sidecar, shared by requests */
+  initResult: Record<string, unknown> | undefined;
+  ready: Promise<void> | undefined;
 
   constructor(
     readonly id: string,
@@ -120,6 +133,43 @@ class StdioSession {
       this.onExit(`failed to start: ${err.message}`);
     });
     this.child.on('exit', (code, signal) => this.onExit(`exited (${signal ?? code})`));
+  }
+
+  /** Runs the 2025 handshake ourselves, for a child that serves stateless requests. */
+  initializeForPool(timeoutMs: number): Promise<void> {
+    this.ready ??= new Promise<void>((resolve, reject) => {
+      const key = JSON.stringify(POOL_INIT_ID);
+      const sink: ResponseSink = {
+        onHead: () => {},
+        onData: (chunk) => {
+          try {
+            const msg = JSON.parse(chunk.toString('utf8')) as { result?: Record<string, unknown>; error?: { message?: string } };
+            if (msg.result === undefined) throw new Error(msg.error?.message ?? 'no result');
+            this.initResult = msg.result;
+          } catch (e) {
+            reject(new Error(`stdio server refused initialize: ${(e as Error).message}`));
+          }
+          return true;
+        },
+        onEnd: () => {
+          if (this.initResult === undefined) return;
+          this.write(Buffer.from('{"jsonrpc":"2.0","method":"notifications/initialized"}'));
+          resolve();
+        },
+        onError: (err) => reject(err),
+      };
+      const p = new Pending(POOL_INIT_ID, sink, false, undefined, undefined);
+      p.timer = setTimeout(() => {
+        this.pending.delete(key);
+        reject(new GovError('upstream_timeout', { details: 'stdio server did not answer initialize' }));
+      }, timeoutMs);
+      this.pending.set(key, p);
+      this.write(Buffer.from(JSON.stringify({
+        jsonrpc: '2.0', id: POOL_INIT_ID, method: 'initialize',
+        params: { protocolVersion: POOL_PROTOCOL_VERSION, capabilities: {}, clientInfo: { name: 'thoughtgate', version: '0.1.0' } },
+      })));
+    });
+    return this.ready;
   }
 
   write(body: Buffer): void {
@@ -197,6 +247,10 @@ export class StdioUpstream implements Upstream {
   readonly target: string;
   private readonly sessions = new Map<string, StdioSession>();
   private readonly sweeper: NodeJS.Timeout;
+  /** children shared by stateless 2026-07-28 requests, which have no session to own one */
+  private readonly pool: StdioSession[] = [];
+  private poolNext = 0;
+  private internalIds = 0;
 
   constructor(private readonly opts: StdioUpstreamOptions) {
     this.target = `stdio:${opts.command}`;
@@ -212,6 +266,10 @@ export class StdioUpstream implements Upstream {
     const sid = req.headers['mcp-session-id'];
     if (req.method === 'POST' && req.message?.isInitialize) {
       this.initialize(req, sink);
+      return;
+    }
+    if (sid === undefined && req.method === 'POST' && req.message?.modern) {
+      this.modern(req, sink);
       return;
     }
     if (sid === undefined) {
@@ -271,6 +329,12 @@ export class StdioUpstream implements Upstream {
     }
     const accept = req.headers['accept'] ?? '';
     const p = new Pending(m.id, sink, !m.isInitialize && accept.includes('text/event-stream'), m.progressToken, newSessionId);
+    this.track(session, key, p, sink);
+    session.write(req.body!);
+  }
+
+  /** Registers a request waiting for the child's answer, with its timeout and abort. */
+  private track(session: StdioSession, key: string, p: Pending, sink: ResponseSink): void {
     p.timer = setTimeout(() => {
       if (session.pending.get(key) === p) session.pending.delete(key);
       p.fail(new GovError('upstream_timeout', { details: `no answer from the stdio server in ${this.opts.requestTimeoutMs / 1000}s` }));
@@ -280,12 +344,67 @@ export class StdioUpstream implements Upstream {
       if (session.pending.get(key) === p) session.pending.delete(key);
     };
     session.pending.set(key, p);
-    session.write(req.body!);
   }
 
   /** @internal called by a session whose child is gone */
   removed(id: string): void {
     this.sessions.delete(id);
+    const i = this.pool.findIndex((s) => s.id === id);
+    if (i !== -1) this.pool.splice(i, 1);
+  }
+
+  private pooledChild(): StdioSession {
+    if (this.pool.length < this.opts.poolSize) {
+      const s = new StdioSession(`pool-${randomUUID()}`, this, this.opts);
+      this.opts.log('info', 'stdio server started for stateless requests', { session: s.id, pid: s.child.pid, command: this.opts.command });
+      this.pool.push(s);
+      return s;
+    }
+    return this.pool[this.poolNext++ % this.pool.length]!;
+  }
+
+  /** A stateless (2026-07-28) message: answered from, or sent to, a pooled child. */
+  private modern(req: UpstreamRequest, sink: ResponseSink): void {
+    const m = req.message!;
+    const child = this.pooledChild();
+    child.initializeForPool(this.opts.requestTimeoutMs).then(() => {
+      const info = { [SERVER_INFO_META]: child.initResult!['serverInfo'] };
+      if (m.method === 'server/discover') {
+        const result: Record<string, unknown> = {
+          supportedVersions: ['2026-07-28'], capabilities: child.initResult!['capabilities'] ?? {}, resultType: 'complete', ...UNCACHED, _meta: info,
+        };
+        if (typeof child.initResult!['instructions'] === 'string') result['instructions'] = child.initResult!['instructions'];
+        reply(sink, 200, JSON.stringify({ jsonrpc: '2.0', id: m.id, result }));
+        return;
+      }
+      if (m.kind !== 'request') {
+        child.write(req.body!);
+        reply(sink, 202, '');
+        return;
+      }
+      // Requests from many clients share this child: give each an id of ours, put theirs back after.
+      const internal = `tg-${++this.internalIds}`;
+      const message = JSON.parse(req.body!.toString('utf8')) as Record<string, unknown>;
+      message['id'] = internal;
+      const p = new Pending(m.id, sink, false, undefined, undefined);
+      const cacheable = m.method?.endsWith('/list') === true;
+      p.rewrite = (line) => {
+        const answer = JSON.parse(line) as { id: unknown; result?: Record<string, unknown> };
+        answer.id = m.id;
+        if (answer.result !== null && typeof answer.result === 'object') {
+          answer.result['resultType'] ??= 'complete';
+          // 2026-07-28 list results carry cache hints; a proxied stdio answer is never shared.
+          if (cacheable) Object.assign(answer.result, UNCACHED);
+          answer.result['_meta'] = { ...(answer.result['_meta'] as object | undefined), ...info };
+        }
+        return JSON.stringify(answer);
+      };
+      this.track(child, JSON.stringify(internal), p, sink);
+      child.write(Buffer.from(JSON.stringify(message)));
+    }, (err: Error) => {
+      sink.onError(err instanceof GovError ? err : new GovError('upstream_connection_failed', { details: err.message }));
+      child.kill();
+    });
   }
 
   private sweep(): void {
@@ -302,11 +421,12 @@ export class StdioUpstream implements Upstream {
   async close(): Promise<void> {
     clearInterval(this.sweeper);
     const exits: Promise<void>[] = [];
-    for (const s of this.sessions.values()) {
+    for (const s of [...this.sessions.values(), ...this.pool]) {
       if (!s.exited) exits.push(new Promise((r) => s.child.once('exit', () => r())));
       s.kill();
     }
     this.sessions.clear();
+    this.pool.length = 0;
     await Promise.race([Promise.all(exits), new Promise((r) => setTimeout(r, 3000).unref())]);
   }
 }

@@ -15,7 +15,15 @@ export interface UpstreamRequest {
   /** exact bytes that were judged (POST only) */
   body?: Buffer;
   /** set for a POST carrying one message: what the stdio upstream needs to route it */
-  message?: { kind: 'request' | 'notification' | 'response'; id?: unknown; method?: string; progressToken?: unknown; isInitialize: boolean };
+  message?: {
+    kind: 'request' | 'notification' | 'response';
+    id?: unknown;
+    method?: string;
+    progressToken?: unknown;
+    isInitialize: boolean;
+    /** the body claims the stateless 2026-07-28 revision (no session) */
+    modern: boolean;
+  };
   /** correlation id, for logs */
   correlationId: string;
 }

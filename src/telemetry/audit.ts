@@ -1,0 +1,190 @@
+// The audit trail: one NDJSON line per decision, appended without blocking the event loop.
+// Writes go through sonic-boom (pino.destination, async fs.write); lines are built by string
+// concatenation like pino does. If the disk falls behind by more than `maxBufferBytes`,
+// new lines are dropped and counted (thoughtgate_audit_dropped_total) so memory stays bounded.
+
+import { Buffer } from 'node:buffer';
+import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { dirname } from 'node:path';
+import pino from 'pino';
+import { metrics } from './metrics.js';
+
+export const DEFAULT_AUDIT_PATH = './thoughtgate-audit.ndjson';
+export const DEFAULT_AUDIT_MAX_BUFFER_BYTES = 16 * 1024 * 1024;
+
+export interface AuditRecord {
+  correlationId: string;
+  session?: string | undefined;
+  principal?: string | undefined;
+  method: string;
+  tool?: string | undefined;
+  source?: string | undefined;
+  /** gate that decided: visibility | governance | policy | approval (absent when none did) */
+  gate?: string | undefined;
+  /** forward | deny | approve | would_block | … */
+  decision: string;
+  /** enforce | audit | bypass */
+  mode: string;
+  reason?: string | undefined;
+  durationMs: number;
+  /** policy snapshot version the decision was made against */
+  snapshot?: string | undefined;
+  /** epoch ms; defaults to now */
+  time?: number | undefined;
+}
+
+export interface AuditOptions {
+  /** file path, or '-' for stdout; default THOUGHTGATE_AUDIT_PATH, else ./thoughtgate-audit.ndjson */
+  path?: string;
+  maxBufferBytes?: number;
+  /** called with the number of lines dropped (default: the metrics counter) */
+  onDrop?: (n: number) => void;
+  /** called on a write/open error (default: stderr) */
+  onError?: (err: Error) => void;
+}
+
+export interface AuditWriter {
+  readonly path: string;
+  /** false when the line was dropped (writer behind or failed) */
+  write(r: AuditRecord): boolean;
+  /** the raw NDJSON line (with newline) for `r` */
+  format(r: AuditRecord): string;
+  /** resolves once the destination is open */
+  readonly opened: Promise<void>;
+  /** resolves when every accepted line has reached the file descriptor */
+  flush(): Promise<void>;
+  /** reopen the file by name (after logrotate moved it); no-op on stdout */
+  reopen(): void;
+  close(): Promise<void>;
+  readonly dropped: number;
+}
+
+export function auditPathFromEnv(env: NodeJS.ProcessEnv = process.env): string {
+  const p = env.THOUGHTGATE_AUDIT_PATH;
+  return p === undefined || p === '' ? DEFAULT_AUDIT_PATH : p;
+}
+
+const str = (v: string | undefined): string => (v === undefined || v === null ? 'null' : JSON.stringify(v));
+
+export function formatAuditLine(r: AuditRecord): string {
+  const d = r.durationMs;
+  return (
+    '{"time":"' + new Date(r.time ?? Date.now()).toISOString() +
+    '","correlation_id":' + str(r.correlationId) +
+    ',"session":' + str(r.session) +
+    ',"principal":' + str(r.principal) +
+    ',"method":' + str(r.method) +
+    ',"tool":' + str(r.tool) +
+    ',"source":' + str(r.source) +
+    ',"gate":' + str(r.gate) +
+    ',"decision":' + str(r.decision) +
+    ',"mode":' + str(r.mode) +
+    ',"reason":' + str(r.reason) +
+    ',"duration_ms":' + (Number.isFinite(d) ? Math.round(d * 1000) / 1000 : 'null') +
+    ',"snapshot":' + str(r.snapshot) +
+    '}\n'
+  );
+}
+
+/**
+ * Opens the audit trail. Throws when the file cannot be created: an audit trail that
+ * silently records nothing is worse than a proxy that refuses to start.
+ */
+export function createAuditWriter(opts: AuditOptions = {}): AuditWriter {
+  const path = opts.path ?? auditPathFromEnv();
+  const toStdout = path === '-';
+  if (!toStdout) {
+    // Once, at startup: later opens (reopen) are asynchronous.
+    mkdirSync(dirname(path), { recursive: true });
+    closeSync(openSync(path, 'a'));
+  }
+  const max = opts.maxBufferBytes ?? DEFAULT_AUDIT_MAX_BUFFER_BYTES;
+  const onDrop = opts.onDrop ?? ((n: number) => metrics.recordAuditDropped(n));
+  const onError =
+    opts.onError ?? ((err: Error) => process.stderr.write(`thoughtgate: audit trail ${path}: ${err.message}\n`));
+
+  const stream = pino.destination({ dest: toStdout ? 1 : path, sync: false, mkdir: !toStdout, minLength: 0 });
+  let pending = 0; // bytes accepted but not yet written
+  let dropped = 0;
+  let failed: Error | undefined;
+  let closed = false;
+  let waiters: Array<() => void> = [];
+  const wake = (): void => {
+    const w = waiters;
+    waiters = [];
+    for (const f of w) f();
+  };
+
+  const opened = new Promise<void>((resolve, reject) => {
+    stream.once('ready', () => resolve());
+    stream.once('error', reject);
+  });
+  opened.catch(() => {}); // observed through `opened` or onError, never unhandled
+  stream.on('write', (n: number) => {
+    pending -= n;
+    if (pending <= 0) {
+      pending = 0;
+      wake();
+    }
+  });
+  stream.on('error', (err: Error) => {
+    // pino's broken-pipe filter re-emits, so the same error can arrive twice
+    if (failed === err) return;
+    failed = err;
+    // A stream that never opened must be marked destroyed, or pino's exit hook flushes it and throws.
+    const raw = stream as unknown as { fd: number; destroyed: boolean };
+    if (raw.fd === -1) raw.destroyed = true;
+    onError(err);
+    wake(); // nothing more will drain; do not hang shutdown
+  });
+
+  return {
+    path,
+    opened,
+    format: formatAuditLine,
+    get dropped() {
+      return dropped;
+    },
+    write(r) {
+      const line = formatAuditLine(r);
+      const n = Buffer.byteLength(line);
+      if (closed || failed !== undefined || pending + n > max) {
+        dropped++;
+        onDrop(1);
+        return false;
+      }
+      pending += n;
+      stream.write(line);
+      return true;
+    },
+    flush() {
+      if (pending === 0 || failed !== undefined) return Promise.resolve();
+      return new Promise<void>((resolve) => waiters.push(resolve));
+    },
+    reopen() {
+      if (!toStdout && !closed && failed === undefined) stream.reopen();
+    },
+    async close() {
+      if (closed) return;
+      await this.flush();
+      closed = true;
+      if (failed !== undefined) {
+        stream.destroy();
+        return;
+      }
+      await new Promise<void>((resolve) => {
+        stream.once('close', () => resolve());
+        stream.end();
+      });
+    },
+  };
+}
+
+/** Reopens `writer` on `signal` (log rotation); returns a function that removes the handler. */
+export function reopenOnSignal(writer: AuditWriter, signal: NodeJS.Signals = 'SIGUSR2'): () => void {
+  const handler = (): void => writer.reopen();
+  process.on(signal, handler);
+  return () => {
+    process.off(signal, handler);
+  };
+}

@@ -1,0 +1,123 @@
+// A `command:` source: the sidecar spawns server-everything over stdio, one child per MCP
+// session, and governs it over HTTP for SDK clients of both eras.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { Client as V2Client, StreamableHTTPClientTransport as V2Transport } from '@modelcontextprotocol/client';
+import { startProxy, post, rawSession, sleep, EVERYTHING } from './helpers.mjs';
+
+const yaml = `schema: 1
+sources:
+  - id: everything
+    kind: mcp
+    command: ${JSON.stringify(process.execPath)}
+    args: [${JSON.stringify(EVERYTHING)}, "stdio"]
+    expose:
+      mode: blocklist
+      tools: ["get-tiny-image", "get-env"]
+governance:
+  defaults:
+    action: forward
+  rules:
+    - match: "get-sum"
+      action: deny
+`;
+let proxy;
+const codeOf = async (p) => { try { await p; return null; } catch (e) { return e.code; } };
+const alive = (pid) => { try { process.kill(pid, 0); return true; } catch { return false; } };
+/** pids of stdio children the proxy logged as started */
+const childPids = (p) => p.logText().split('\n').filter((l) => l.includes('stdio server started for new session')).map((l) => JSON.parse(l).pid);
+async function waitGone(pid) {
+  for (let i = 0; i < 100 && alive(pid); i++) await sleep(50);
+  return !alive(pid);
+}
+
+before(async () => {
+  proxy = await startProxy(yaml, { env: { THOUGHTGATE_MAX_STDIO_SESSIONS: '3' } });
+});
+after(async () => {
+  await proxy?.stop();
+});
+
+test('SDK 1.x client: initialize spawns a server; lists filtered, echo, denials, progress', async () => {
+  const c = new Client({ name: 'stdio-test', version: '1.0.0' });
+  await c.connect(new StreamableHTTPClientTransport(new URL(proxy.url)));
+  try {
+    assert.equal(c.getServerVersion()?.name, 'mcp-servers/everything');
+    const names = (await c.listTools()).tools.map((t) => t.name);
+    assert.ok(names.includes('echo') && names.includes('get-sum'));
+    assert.ok(!names.includes('get-tiny-image') && !names.includes('get-env'));
+    assert.equal((await c.callTool({ name: 'echo', arguments: { message: 'via-stdio' } })).content[0].text, 'Echo: via-stdio');
+    assert.equal(await codeOf(c.callTool({ name: 'get-sum', arguments: { a: 1, b: 2 } })), -32014);
+    assert.equal(await codeOf(c.callTool({ name: 'get-tiny-image', arguments: {} })), -32015);
+    const events = [];
+    const res = await c.callTool({ name: 'trigger-long-running-operation', arguments: { duration: 1, steps: 3 } }, undefined, {
+      onprogress: (p) => events.push(p.progress),
+    });
+    events.push('result');
+    assert.deepEqual(events, [1, 2, 3, 'result'], 'progress relayed in order before the result');
+    assert.match(res.content[0].text, /completed/i);
+    assert.ok((await c.listResources()).resources.length > 0);
+    assert.ok((await c.listPrompts()).prompts.length > 0);
+  } finally {
+    await c.close();
+  }
+});
+
+test('a v2 client on 2026-07-28 is served by a pooled child the sidecar initialized', async () => {
+  const c = new V2Client({ name: 'modern', version: '1.0.0' }, { versionNegotiation: { mode: { pin: '2026-07-28' } } });
+  await c.connect(new V2Transport(new URL(proxy.url)));
+  try {
+    assert.equal(c.getNegotiatedProtocolVersion(), '2026-07-28');
+    const names = (await c.listTools()).tools.map((t) => t.name);
+    assert.ok(names.includes('echo') && !names.includes('get-tiny-image'));
+    assert.equal((await c.callTool({ name: 'echo', arguments: { message: 'modern-stdio' } })).content[0].text, 'Echo: modern-stdio');
+    assert.equal(await codeOf(c.callTool({ name: 'get-sum', arguments: { a: 1, b: 2 } })), -32014);
+  } finally {
+    await c.close();
+  }
+});
+
+test('DELETE ends the session and its server process; the id is then unknown (404)', async () => {
+  const before = childPids(proxy).length;
+  const { headers, sid } = await rawSession(proxy.url);
+  const pid = childPids(proxy).slice(before)[0];
+  assert.ok(pid && alive(pid), 'a child was spawned for the session');
+  const del = await fetch(proxy.url, { method: 'DELETE', headers });
+  assert.equal(del.status, 200);
+  assert.ok(await waitGone(pid), 'the child exited');
+  const r = await post(proxy.url, { jsonrpc: '2.0', id: 9, method: 'tools/list' }, headers);
+  assert.equal(r.status, 404);
+  assert.ok(sid);
+});
+
+test('requests without a session id are refused, not sent to some child', async () => {
+  const r = await post(proxy.url, { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo', arguments: { message: 'x' } } }, { 'mcp-protocol-version': '2025-06-18' });
+  assert.equal(r.status, 400);
+});
+
+test('the session cap answers -32009 past the limit, and a freed slot is reusable', async () => {
+  const p = await startProxy(yaml, { env: { THOUGHTGATE_MAX_STDIO_SESSIONS: '3' } });
+  const sessions = [];
+  for (let i = 0; i < 3; i++) sessions.push(await rawSession(p.url));
+  const over = await post(p.url, { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'x', version: '1' } } });
+  assert.equal(over.messages[0].error.code, -32009);
+  assert.ok(over.messages[0].error.data.retry_after > 0);
+  await fetch(p.url, { method: 'DELETE', headers: sessions[0].headers });
+  const again = await rawSession(p.url);
+  assert.ok(again.sid, 'a freed slot takes a new session');
+  await p.stop();
+});
+
+test('SIGTERM ends every child the sidecar spawned', async () => {
+  const p = await startProxy(yaml);
+  await rawSession(p.url);
+  await rawSession(p.url);
+  const pids = childPids(p);
+  assert.equal(pids.length, 2);
+  assert.ok(pids.every(alive));
+  const { code } = await p.stop();
+  assert.equal(code, 0);
+  for (const pid of pids) assert.ok(await waitGone(pid), `child ${pid} ended`);
+});
