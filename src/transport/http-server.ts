@@ -3,6 +3,7 @@
 // one-shot `respond`, or `writeHead`/`write`/`end` for streams, with backpressure reported by
 // `write` returning false and `onDrain` firing when the socket drained.
 import { STATUS_CODES } from 'node:http';
+import { createServer } from 'node:net';
 import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket } from 'uWebSockets.js';
 import type { HeaderMap } from '../upstream/types.js';
 import { loadUws } from './uws.js';
@@ -180,8 +181,22 @@ function onRequest(res: HttpResponse, req: HttpRequest, opts: TrafficServerOptio
   });
 }
 
-export function startTrafficServer(opts: TrafficServerOptions): Promise<TrafficServer> {
+/**
+ * uWS listens with SO_REUSEPORT, so a second process on the same port would silently share
+ * its traffic. A plain bind first turns that into the error an operator expects.
+ */
+function assertPortFree(host: string, port: number): Promise<void> {
+  if (port === 0) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', (err: NodeJS.ErrnoException) => reject(new Error(`cannot listen on ${host}:${port}: ${err.code === 'EADDRINUSE' ? 'port already in use' : err.message}`)));
+    probe.listen({ host, port, exclusive: true }, () => probe.close(() => resolve()));
+  });
+}
+
+export async function startTrafficServer(opts: TrafficServerOptions): Promise<TrafficServer> {
   const uws = loadUws();
+  await assertPortFree(opts.host, opts.port);
   const app: TemplatedApp = uws.App();
   app.any('/*', (res, req) => onRequest(res, req, opts));
   return new Promise((resolve, reject) => {

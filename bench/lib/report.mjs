@@ -1,0 +1,61 @@
+// Markdown output and the met/missed verdict against bench/targets.json.
+import { fmt } from './stats.mjs';
+
+export function mdTable(header, rows) {
+  const line = (cells) => `| ${cells.join(' | ')} |`;
+  return [line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n');
+}
+
+/** Table rows for one connection level of a throughput suite. */
+export function rateRows(level, msDigits = 2) {
+  const { connections, targets, ratios } = level;
+  const vs = { direct: ratios.proxyVsDirect, civic: ratios.proxyVsCivic };
+  return Object.entries(targets).map(([name, t]) => {
+    if (t.error) return [connections, name, `failed: ${t.error.slice(0, 120)}`, '', '', ''];
+    const m = t.median;
+    return [connections, name, fmt(m.rps), fmt(m.p50Ms, msDigits), fmt(m.p99Ms, msDigits), name in vs ? fmt(vs[name], 2) : ''];
+  });
+}
+
+const at50 = (suite) => suite?.levels?.find((l) => l.connections === 50)?.ratios;
+
+/**
+ * Each target is checked against every suite that measures it (autocannon and wrk both give a
+ * throughput ratio; autocannon's reads high because it saturates first). A target whose suite
+ * ran but produced no number (e.g. the proxy is not built) counts as missed.
+ */
+const CHECKS = [
+  { key: 'toolsCallRatioVsDirect', better: 'higher', unit: '×', what: 'proxy ÷ direct req/s, 50 conns',
+    sources: { toolscall: (s) => at50(s)?.proxyVsDirect, wrk: (s) => at50(s)?.proxyVsDirect } },
+  { key: 'toolsCallRatioVsPeer', better: 'higher', unit: '×', what: 'proxy ÷ civic req/s, 50 conns',
+    sources: { toolscall: (s) => at50(s)?.proxyVsCivic, wrk: (s) => at50(s)?.proxyVsCivic } },
+  { key: 'addedP50Ms', better: 'lower', unit: 'ms', what: 'proxy − direct p50 latency',
+    sources: { latency: (s) => (s?.added ? s.added.p50Us / 1000 : NaN) } },
+  { key: 'addedP99Ms', better: 'lower', unit: 'ms', what: 'proxy − direct p99 latency',
+    sources: { latency: (s) => (s?.added ? s.added.p99Us / 1000 : NaN) } },
+];
+
+export function evaluateTargets(targets, suiteResults) {
+  const rows = [];
+  for (const c of CHECKS) {
+    const want = targets[c.key];
+    if (!Number.isFinite(want)) continue;
+    for (const [suite, measure] of Object.entries(c.sources)) {
+      const r = suiteResults[suite];
+      if (!r || r.status === 'skipped') continue; // not run this time: nothing to judge
+      const value = r.status === 'ok' ? measure(r.result) : NaN;
+      const met = Number.isFinite(value) && (c.better === 'higher' ? value >= want : value <= want);
+      rows.push({ target: c.key, what: c.what, suite, want, value: Number.isFinite(value) ? value : null, better: c.better, unit: c.unit, met });
+    }
+  }
+  return rows;
+}
+
+export function targetsTable(rows) {
+  return mdTable(['target', 'measure', 'suite', 'wanted', 'measured', 'verdict'], rows.map((r) => [
+    r.target, r.what, r.suite,
+    `${r.better === 'higher' ? '≥' : '≤'} ${r.want} ${r.unit}`,
+    r.value === null ? 'n/a' : `${fmt(r.value, r.unit === 'ms' ? 3 : 2)} ${r.unit}`,
+    r.met ? 'met' : 'MISSED',
+  ]));
+}
