@@ -2,11 +2,12 @@
 # Installs the system tools the test suite drives for real (DESIGN.md "Real peers"):
 #   promtool      (Debian package prometheus)   - `promtool check metrics` on /metrics
 #   redis-server  (Debian package redis-server) - the Redis-backed approval store
+#   wrk           (Debian package wrk)          - second load generator in the bench smoke
 # Idempotent and quiet: when both are present it only runs two `command -v` checks.
 # Without root or apt-get it explains and exits 0; the tests that need a tool then skip.
 set -euo pipefail
 
-declare -A wanted=([promtool]=prometheus [redis-server]=redis-server)
+declare -A wanted=([promtool]=prometheus [redis-server]=redis-server [wrk]=wrk)
 missing=()
 for cmd in "${!wanted[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${wanted[$cmd]}")

@@ -149,6 +149,12 @@ export class Pipeline {
       ex.respond(200, JSON_HEADERS, errorBody(null, err, correlationId));
       return;
     }
+    if (this.postsInFlight >= o.limits.maxConcurrentRequests) {
+      o.telemetry.error('rate_limited', 'POST');
+      const err = new GovError('rate_limited', { details: `${o.limits.maxConcurrentRequests} requests already in flight` });
+      ex.respond(200, JSON_HEADERS, errorBody(decoded.kind === 'single' ? (decoded.message as { id?: unknown }).id : null, err, correlationId));
+      return;
+    }
     const snapshot = o.snapshot();
     if (decoded.kind === 'batch') {
       this.batch(ex, decoded.items, correlationId, started, snapshot);

@@ -182,3 +182,32 @@ test('SIGTERM drains an in-flight request before exiting and flushes the audit t
     up.close();
   }
 });
+
+test('THOUGHTGATE_MAX_CONCURRENT_REQUESTS: at the limit calls wait upstream, past it -32009 with retry_after', async () => {
+  const held = [];
+  const up = await startRecordingUpstream({
+    behave: (req, raw, res) => {
+      if (!raw.includes('hold_me')) return false;
+      held.push(() => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ jsonrpc: '2.0', id: JSON.parse(raw).id, result: { content: [] } })));
+      return true;
+    },
+  });
+  const p = await startProxy(sourceYaml(`    url: ${up.url}`), { env: { THOUGHTGATE_MAX_CONCURRENT_REQUESTS: '2' } });
+  try {
+    const a = post(p.url, call(20, 'hold_me'), H);
+    const b = post(p.url, call(21, 'hold_me'), H);
+    while (held.length < 2) await new Promise((r) => setTimeout(r, 20));
+    const c = await post(p.url, call(22, 'hold_me_too'), H);
+    assert.equal(c.messages[0].error.code, -32009);
+    assert.equal(c.messages[0].id, 22);
+    assert.ok(c.messages[0].error.data.retry_after >= 1);
+    assert.equal(up.received('hold_me_too'), false);
+    for (const release of held) release();
+    assert.ok((await a).messages[0].result && (await b).messages[0].result);
+    const d = await post(p.url, call(23, 'echo'), H);
+    assert.ok(d.messages[0].result, 'capacity is back once the held calls finish');
+  } finally {
+    await p.stop();
+    up.close();
+  }
+});

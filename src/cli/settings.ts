@@ -61,6 +61,7 @@ export const ENV_HELP: ReadonlyArray<readonly [string, string]> = [
   ['THOUGHTGATE_MAX_REQUEST_BODY_BYTES', 'largest request body (default 1048576)'],
   ['THOUGHTGATE_MAX_JSON_DEPTH', 'deepest JSON nesting accepted (default 64)'],
   ['THOUGHTGATE_MAX_BATCH_SIZE', 'largest JSON-RPC batch on 2025-03-26 sessions (default 100, 1..10000)'],
+  ['THOUGHTGATE_MAX_CONCURRENT_REQUESTS', 'most requests in flight to the upstream; more get -32009 (default 10000)'],
   ['THOUGHTGATE_MAX_LINE_BYTES', 'longest stdio line (default 10485760)'],
   ['THOUGHTGATE_MAX_SSE_EVENT_BYTES', 'largest SSE event relayed from the upstream (default 16777216)'],
   ['THOUGHTGATE_MAX_STDIO_SESSIONS', 'most concurrent sessions of a command: source (default 64)'],

@@ -1,0 +1,123 @@
+// The command line: help covers every flag and variable, bad input is a clear error with an
+// exit code, a config error names file, line and field, and the default config loads.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BIN, ROOT, startProxy, post, freePort } from './helpers.mjs';
+
+const run = (args, env = {}) => spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 20000 });
+
+test('thoughtgate --help names the commands; serve --help lists every THOUGHTGATE_* variable the code reads', async () => {
+  const top = run(['--help']);
+  assert.equal(top.status, 0);
+  assert.match(top.stdout, /thoughtgate serve/);
+  const serve = run(['serve', '--help']);
+  assert.equal(serve.status, 0);
+  for (const flag of ['--config', '--profile', '--bind', '--verbose']) assert.ok(serve.stdout.includes(flag), flag);
+  const { ENV_HELP } = await import(join(ROOT, 'dist', 'cli', 'settings.js'));
+  for (const [name] of ENV_HELP) assert.ok(serve.stdout.includes(name), `${name} in help`);
+  // every variable the settings read is documented (grep the compiled source for env lookups)
+  const src = (await import('node:fs')).readFileSync(join(ROOT, 'dist', 'cli', 'settings.js'), 'utf8');
+  for (const m of src.matchAll(/'(THOUGHTGATE_[A-Z_]+)'/g)) assert.ok(serve.stdout.includes(m[1]), `${m[1]} documented`);
+});
+
+test('unknown commands and flags exit 2 with a message', () => {
+  const a = run(['frobnicate']);
+  assert.equal(a.status, 2);
+  assert.match(a.stderr, /unknown command 'frobnicate'/);
+  const b = run(['serve', '--nope']);
+  assert.equal(b.status, 2);
+  assert.match(b.stderr, /--nope/);
+  const c = run(['serve', '--profile', 'staging']);
+  assert.equal(c.status, 2);
+  assert.match(c.stderr, /--profile must be production or development/);
+});
+
+test('invalid environment values are startup errors naming the variable', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tg-cli-'));
+  const cfg = join(dir, 'c.yaml');
+  writeFileSync(cfg, 'schema: 1\nsources:\n  - id: a\n    kind: mcp\n    url: http://127.0.0.1:1/mcp\ngovernance:\n  defaults:\n    action: forward\n');
+  const r = run(['serve', '--config', cfg], { THOUGHTGATE_MAX_BATCH_SIZE: 'lots' });
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /THOUGHTGATE_MAX_BATCH_SIZE='lots' is not an integer/);
+  const r2 = run(['serve', '--config', cfg], { THOUGHTGATE_MAX_BATCH_SIZE: '0' });
+  assert.match(r2.stderr, /THOUGHTGATE_MAX_BATCH_SIZE=0 is out of range \[1, 10000\]/);
+  const r3 = run(['serve', '--config', cfg], { MODE: 'yolo' });
+  assert.match(r3.stderr, /MODE must be enforce, audit or bypass/);
+});
+
+test('a config with a typo refuses to start and names file, line and field', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tg-cli-'));
+  const cfg = join(dir, 'bad.yaml');
+  writeFileSync(cfg, `schema: 1
+sources:
+  - id: a
+    kind: mcp
+    url: http://127.0.0.1:1/mcp
+governance:
+  defaults:
+    action: forward
+  rules:
+    - match: "delete_*"
+      acton: deny
+`);
+  const port = await freePort();
+  const admin = await freePort();
+  const r = run(['serve', '--config', cfg], { THOUGHTGATE_OUTBOUND_PORT: String(port), THOUGHTGATE_ADMIN_PORT: String(admin) });
+  assert.equal(r.status, 1);
+  assert.ok(r.stderr.includes(`${cfg}:11:`), r.stderr);
+  assert.match(r.stderr, /acton/);
+  const missing = run(['serve', '--config', join(dir, 'nope.yaml')], { THOUGHTGATE_OUTBOUND_PORT: String(port), THOUGHTGATE_ADMIN_PORT: String(admin) });
+  assert.equal(missing.status, 1);
+  assert.match(missing.stderr, /nope\.yaml/);
+});
+
+test('the config comes from --config, else THOUGHTGATE_CONFIG, else ./thoughtgate.yaml', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tg-cli-'));
+  const yaml = (id) => `schema: 1\nsources:\n  - id: ${id}\n    kind: mcp\n    url: http://127.0.0.1:1/mcp\ngovernance:\n  defaults:\n    action: deny\n`;
+  writeFileSync(join(dir, 'thoughtgate.yaml'), yaml('from-cwd'));
+  writeFileSync(join(dir, 'env.yaml'), yaml('from-env'));
+  const sourceOf = async (extraEnv, args = []) => {
+    const port = await freePort();
+    const admin = await freePort();
+    const { spawn } = await import('node:child_process');
+    const proc = spawn(process.execPath, [BIN, 'serve', ...args], {
+      cwd: dir, env: { ...process.env, THOUGHTGATE_OUTBOUND_PORT: String(port), THOUGHTGATE_ADMIN_PORT: String(admin), THOUGHTGATE_AUDIT_PATH: '-', ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let log = '';
+    proc.stderr.on('data', (d) => { log += d; });
+    for (let i = 0; i < 200 && !log.includes('thoughtgate ready'); i++) await new Promise((r) => setTimeout(r, 50));
+    proc.kill('SIGTERM');
+    await new Promise((r) => proc.once('exit', r));
+    return /"source":"([^"]+)"/.exec(log)?.[1];
+  };
+  assert.equal(await sourceOf({}), 'from-cwd');
+  assert.equal(await sourceOf({ THOUGHTGATE_CONFIG: join(dir, 'env.yaml') }), 'from-env');
+  writeFileSync(join(dir, 'flag.yaml'), yaml('from-flag'));
+  assert.equal(await sourceOf({ THOUGHTGATE_CONFIG: join(dir, 'env.yaml') }, ['--config', join(dir, 'flag.yaml')]), 'from-flag');
+});
+
+test("the repo's own thoughtgate.yaml serves the bundled server: allow, hide and deny at once", async () => {
+  const { readFileSync } = await import('node:fs');
+  const p = await startProxy(readFileSync(join(ROOT, 'thoughtgate.yaml'), 'utf8'), {
+    env: { THOUGHTGATE_DEMO_SERVER: join(ROOT, 'node_modules', '.bin', 'mcp-server-everything') },
+  });
+  try {
+    const init = await post(p.url, { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'x', version: '1' } } });
+    const h = { 'mcp-session-id': init.headers.get('mcp-session-id'), 'mcp-protocol-version': '2025-06-18' };
+    const list = await post(p.url, { jsonrpc: '2.0', id: 2, method: 'tools/list' }, h);
+    const names = list.messages.find((m) => m.id === 2).result.tools.map((t) => t.name);
+    assert.ok(names.includes('echo') && !names.includes('get-env'));
+    const echo = await post(p.url, { jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'echo', arguments: { message: 'demo' } } }, h);
+    assert.equal(echo.messages.find((m) => m.id === 3).result.content[0].text, 'Echo: demo');
+    const hidden = await post(p.url, { jsonrpc: '2.0', id: 4, method: 'tools/call', params: { name: 'get-env', arguments: {} } }, h);
+    assert.equal(hidden.messages[0].error.code, -32015);
+    const denied = await post(p.url, { jsonrpc: '2.0', id: 5, method: 'tools/call', params: { name: 'toggle-simulated-logging', arguments: {} } }, h);
+    assert.equal(denied.messages[0].error.code, -32014);
+  } finally {
+    await p.stop();
+  }
+});
