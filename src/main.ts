@@ -42,7 +42,7 @@ class Telemetry implements PipelineTelemetry {
     }
     this.audit.write({
       correlationId: r.correlationId, session: r.session, principal: r.principal, method: r.method, tool: r.tool,
-      source: r.sourceId, gate: GATE_NAMES[d.gate], decision, mode: r.mode, reason: d.reason, durationMs: 0, snapshot: r.snapshot,
+      source: r.sourceId, gate: GATE_NAMES[d.gate], decision, mode: r.mode, reason: d.reason, durationMs: r.judgeMs, snapshot: r.snapshot,
     });
   }
 

@@ -31,6 +31,8 @@ export interface DecisionRecord {
   tool: string | undefined;
   sourceId: string;
   decision: Decision;
+  /** time the gates took to decide */
+  judgeMs: number;
   mode: Mode;
   /** true when the decision was a denial that audit mode forwarded anyway */
   wouldBlock: boolean;
@@ -225,12 +227,14 @@ export class Pipeline {
     if (resource === undefined) {
       return new GovError('invalid_params', { subject: `Missing required field '${resourceFieldOf(method)}' in ${method} params` });
     }
+    const t0 = performance.now();
     const decision = judge({ method, resource, sourceId: o.sourceId }, snapshot);
+    const judgeMs = performance.now() - t0;
     const blocked = decision.action === 'deny';
     const wouldBlock = blocked && o.mode === 'audit';
     o.telemetry.decision({
       correlationId, session: sessionId, principal: o.principal, method, tool: resource, sourceId: o.sourceId,
-      decision, mode: o.mode, wouldBlock, snapshot: snapshot.version,
+      decision, mode: o.mode, wouldBlock, snapshot: snapshot.version, judgeMs,
     });
     if (!blocked || wouldBlock) return undefined;
     return new GovError(decision.error ?? 'governance_rule_denied', { tool: resource, details: decision.reason });
