@@ -121,3 +121,19 @@ test('SIGTERM ends every child the sidecar spawned', async () => {
   assert.equal(code, 0);
   for (const pid of pids) assert.ok(await waitGone(pid), `child ${pid} ended`);
 });
+
+test('an idle session past THOUGHTGATE_STDIO_IDLE_TIMEOUT_SECS has its server ended; the id is then unknown', async () => {
+  const p = await startProxy(yaml, { env: { THOUGHTGATE_STDIO_IDLE_TIMEOUT_SECS: '1' } });
+  try {
+    const { headers } = await rawSession(p.url);
+    const [pid] = childPids(p);
+    assert.ok(alive(pid));
+    for (let i = 0; i < 200 && alive(pid); i++) await sleep(50);
+    assert.equal(alive(pid), false, 'the idle child was ended');
+    assert.match(p.logText(), /stdio session idle; ending its server/);
+    const r = await post(p.url, { jsonrpc: '2.0', id: 2, method: 'tools/list' }, headers);
+    assert.equal(r.status, 404);
+  } finally {
+    await p.stop();
+  }
+});
