@@ -1,7 +1,38 @@
 // Gate 2: YAML rules. The first rule whose source filter admits the source and whose glob
 // matches the resource name wins; otherwise `governance.defaults.action`.
-import type { Snapshot } from '../policy/types.js';
+import type { CompiledRule, Snapshot } from '../policy/types.js';
 import type { Decision, Subject } from './decision.js';
+
+// A rule's decision never changes for its snapshot, so it is built once and shared (no
+// allocation per call). Keyed weakly: a reloaded snapshot's rules take theirs with them.
+const ruleDecisions = new WeakMap<CompiledRule, Decision>();
+const defaultDecisions = new WeakMap<Snapshot, Decision>();
+
+function ruleDecision(rule: CompiledRule): Decision {
+  let d = ruleDecisions.get(rule);
+  if (d === undefined) {
+    const c = rule.config;
+    d = { action: c.action, gate: 'gate2', reason: `rule '${c.match}' → ${c.action}`, rule: c.match };
+    if (c.action === 'deny') d.error = 'governance_rule_denied';
+    if (c.policy_id !== undefined) d.policyId = c.policy_id;
+    if (c.approval !== undefined) d.approval = c.approval;
+    Object.freeze(d);
+    ruleDecisions.set(rule, d);
+  }
+  return d;
+}
+
+function defaultDecision(snapshot: Snapshot): Decision {
+  let d = defaultDecisions.get(snapshot);
+  if (d === undefined) {
+    const action = snapshot.defaultAction;
+    d = { action, gate: 'gate2', reason: `no rule matched; default ${action}` };
+    if (action === 'deny') d.error = 'governance_rule_denied';
+    Object.freeze(d);
+    defaultDecisions.set(snapshot, d);
+  }
+  return d;
+}
 
 export function rulesGate(subject: Subject, snapshot: Snapshot): Decision {
   const name = subject.resource as string;
@@ -9,16 +40,7 @@ export function rulesGate(subject: Subject, snapshot: Snapshot): Decision {
   for (let i = 0; i < rules.length; i++) {
     const rule = rules[i]!;
     if (rule.sources !== undefined && !rule.sources.has(subject.sourceId)) continue;
-    if (!rule.matches(name)) continue;
-    const c = rule.config;
-    const d: Decision = { action: c.action, gate: 'gate2', reason: `rule '${c.match}' → ${c.action}`, rule: c.match };
-    if (c.action === 'deny') d.error = 'governance_rule_denied';
-    if (c.policy_id !== undefined) d.policyId = c.policy_id;
-    if (c.approval !== undefined) d.approval = c.approval;
-    return d;
+    if (rule.matches(name)) return ruleDecision(rule);
   }
-  const action = snapshot.defaultAction;
-  const d: Decision = { action, gate: 'gate2', reason: `no rule matched; default ${action}` };
-  if (action === 'deny') d.error = 'governance_rule_denied';
-  return d;
+  return defaultDecision(snapshot);
 }
