@@ -211,3 +211,63 @@ test('THOUGHTGATE_MAX_CONCURRENT_REQUESTS: at the limit calls wait upstream, pas
     up.close();
   }
 });
+
+test('a large JSON answer of unknown length streams through; garbage of unknown length is still refused', async () => {
+  let clientGotFirst;
+  const firstSeen = new Promise((r) => { clientGotFirst = r; });
+  const order = [];
+  const up = await startRecordingUpstream({
+    behave: (req, raw, res) => {
+      if (raw.includes('stream_tool')) {
+        res.writeHead(200, { 'content-type': 'application/json' }); // chunked: no content-length
+        res.write(`{"jsonrpc":"2.0","id":30,"result":{"content":[{"type":"text","text":"${'a'.repeat(200_000)}`);
+        firstSeen.then(() => {
+          order.push('upstream finishing');
+          res.end(`${'b'.repeat(200_000)}"}]}}`);
+        });
+        return true;
+      }
+      if (raw.includes('chunked_garbage')) {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.write('   ');
+        res.end('<html>oops</html>');
+        return true;
+      }
+      return false;
+    },
+  });
+  const p = await startProxy(sourceYaml(`    url: ${up.url}`));
+  try {
+    const r = await fetch(p.url, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...H }, body: JSON.stringify(call(30, 'stream_tool')) });
+    const reader = r.body.getReader();
+    let text = '';
+    const dec = new TextDecoder();
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      if (text.length === 0) { order.push('client got first bytes'); clientGotFirst(); }
+      text += dec.decode(value, { stream: true });
+    }
+    assert.deepEqual(order, ['client got first bytes', 'upstream finishing']);
+    const msg = JSON.parse(text);
+    assert.equal(msg.result.content[0].text.length, 400_000);
+    const g = await post(p.url, call(31, 'chunked_garbage'), H);
+    assert.equal(g.messages[0].error.code, -32002);
+  } finally {
+    await p.stop();
+    up.close();
+  }
+});
+
+test('a list answer too large to inspect is refused (-32002), not relayed unfiltered', async () => {
+  const up = await startRecordingUpstream({ tools: Array.from({ length: 200 }, (_, i) => `tool_${i}_${'x'.repeat(20)}`) });
+  const p = await startProxy(sourceYaml(`    url: ${up.url}`), { env: { THOUGHTGATE_MAX_SSE_EVENT_BYTES: '2048' } });
+  try {
+    const r = await post(p.url, { jsonrpc: '2.0', id: 40, method: 'tools/list' }, H);
+    assert.equal(r.messages[0].error.code, -32002);
+    assert.doesNotMatch(r.text, /tool_199/);
+  } finally {
+    await p.stop();
+    up.close();
+  }
+});

@@ -56,6 +56,7 @@ export class Relay implements ResponseSink {
   private sse: SseParser | null = null;
   private writable = true;
   private upstreamError: GovError | undefined;
+  private ended = false;
   resume?: () => void;
   abort?: () => void;
 
@@ -67,6 +68,8 @@ export class Relay implements ResponseSink {
       this.resume?.();
     };
     ex.onAbort = () => {
+      if (this.ended) return;
+      this.ended = true;
       this.abort?.();
       this.ctx.onDone(499, undefined); // client closed the request
     };
@@ -91,9 +94,10 @@ export class Relay implements ResponseSink {
       return;
     }
     if (isJson) {
+      // Collect only what must be inspected or is known to be small (one write, no chunked
+      // framing); anything else streams, so a 16 MB answer never sits in memory.
       const length = Number(headers['content-length']);
-      this.mode = this.ctx.inspectAll || !(length > SMALL_JSON_BYTES) ? 'json-buffer' : 'json-stream';
-      if (this.mode === 'json-stream') this.ex.writeHead(status, this.headers);
+      this.mode = this.ctx.inspectAll || (length >= 0 && length <= SMALL_JSON_BYTES) ? 'json-buffer' : 'json-stream';
       return;
     }
     this.mode = 'raw';
@@ -103,13 +107,41 @@ export class Relay implements ResponseSink {
   onData(chunk: Buffer): boolean {
     switch (this.mode) {
       case 'json-buffer':
-        this.chunks.push(chunk);
         this.size += chunk.length;
+        if (this.size > this.ctx.maxEventBytes) {
+          // An answer we must inspect but cannot hold: fail it rather than grow without bound.
+          this.mode = 'reject';
+          this.chunks = [];
+          this.upstreamError = new GovError('upstream_error', { subject: 'answer too large', details: `answer over ${this.ctx.maxEventBytes} bytes cannot be inspected` });
+          this.abort?.();
+          this.onEnd();
+          return true;
+        }
+        this.chunks.push(chunk);
         return true;
       case 'sse':
         this.sse!.push(chunk);
         return this.writable;
       case 'json-stream':
+        if (!this.ex.headSent) {
+          // The first non-blank byte decides whether this is JSON at all; the head waits for it.
+          const verdict = looksLikeJsonValue(chunk);
+          if (verdict === undefined) {
+            this.chunks.push(chunk);
+            return true;
+          }
+          if (this.ctx.expectsAnswer && !verdict) {
+            this.mode = 'reject';
+            this.chunks = [];
+            this.upstreamError = new GovError('upstream_error', { subject: 'invalid JSON', details: `Upstream error code: ${this.status}; body is not JSON` });
+            return true;
+          }
+          this.ex.writeHead(this.status, this.headers);
+          for (const held of this.chunks) this.ex.write(held);
+          this.chunks = [];
+        }
+        this.writable = this.ex.write(chunk);
+        return this.writable;
       case 'raw':
         this.writable = this.ex.write(chunk);
         return this.writable;
@@ -119,6 +151,8 @@ export class Relay implements ResponseSink {
   }
 
   onEnd(): void {
+    if (this.ended) return;
+    this.ended = true;
     switch (this.mode) {
       case 'json-buffer': {
         const body = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.size);
@@ -134,6 +168,18 @@ export class Relay implements ResponseSink {
       case 'reject':
         this.sendError(this.upstreamError!);
         return;
+      case 'json-stream':
+        if (!this.ex.headSent && !this.ctx.expectsAnswer) {
+          this.ex.writeHead(this.status, this.headers);
+          for (const held of this.chunks) this.ex.write(held);
+        } else if (!this.ex.headSent) {
+          // Nothing but whitespace arrived: that is no answer.
+          this.sendError(new GovError('upstream_error', { subject: 'empty answer', details: `Upstream error code: ${this.status}; body is empty` }));
+          return;
+        }
+        this.ex.end();
+        this.ctx.onDone(this.status, undefined);
+        return;
       case 'none':
         this.sendError(new GovError('upstream_error', { subject: 'no response', details: 'upstream ended without a response' }));
         return;
@@ -144,6 +190,8 @@ export class Relay implements ResponseSink {
   }
 
   onError(err: GovError): void {
+    if (this.ended) return;
+    this.ended = true;
     if (this.ex.headSent) {
       // Mid-stream: the status is gone, so the only honest signal left is to cut the stream.
       this.ex.close();
@@ -154,7 +202,7 @@ export class Relay implements ResponseSink {
   }
 
   private finishJson(body: Buffer): void {
-    if (this.ctx.expectsAnswer && !looksLikeJsonValue(body)) {
+    if (this.ctx.expectsAnswer && looksLikeJsonValue(body) !== true) {
       this.sendError(new GovError('upstream_error', { subject: 'invalid JSON', details: `Upstream error code: ${this.status}; body is not JSON` }));
       return;
     }
@@ -225,11 +273,12 @@ function mayNeedInspection(text: string): boolean {
   return text.includes('"tools"') || text.includes('"resources"') || text.includes('"prompts"') || text.includes('"resourceTemplates"');
 }
 
-function looksLikeJsonValue(body: Buffer): boolean {
+/** Whether a body starts like a JSON object or array; undefined while it holds only whitespace. */
+function looksLikeJsonValue(body: Buffer): boolean | undefined {
   for (let i = 0; i < body.length; i++) {
     const c = body[i]!;
     if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) continue;
     return c === 0x7b /* { */ || c === 0x5b /* [ */;
   }
-  return false;
+  return undefined;
 }
