@@ -3,13 +3,17 @@
 // notifications. Tool names pick a mode:
 //   (any other name)  small JSON result {content:[{type:'text',text:'ok'}]}
 //   big_1mb/big_16mb   a result of about that size, streamed with uWS backpressure
-//   sse_tick           text/event-stream: N notifications then the result; each event carries
-//                      the wall clock in µs (t_us) so a client on this machine can compute relay latency
+//   sse_tick           text/event-stream: `count` notifications `intervalMs` apart, then the
+//                      result; each event carries the wall clock in µs (t_us) taken just before
+//                      the write, so a client on this machine can compute relay latency
+// A JSON array (a 2025-03-26 batch) is answered with an array: one answer per request, in order;
+// the big and SSE modes answer an element with an error there (they need the whole response).
 // Usage: node bench/fixture.mjs [--port N]   (prints the URL on stdout; port 0 = pick a free one)
 import uWS from 'uWebSockets.js';
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { realpathSync } from 'node:fs';
+import { wallClockMicros } from './lib/clock.mjs';
 
 const TOOLS = [
   { name: 'echo', description: 'Answers ok (the small, fast path)', inputSchema: { type: 'object', properties: { text: { type: 'string' } } } },
@@ -27,10 +31,8 @@ const CHUNK = 256 * 1024; // slice size when streaming big bodies
 const TOOLS_LIST_RESULT = JSON.stringify({ tools: TOOLS });
 const SMALL_RESULT = '{"content":[{"type":"text","text":"ok"}]}';
 
-/** Wall clock in µs; comparable across processes on one machine (unlike hrtime). */
-export function wallClockMicros() {
-  return Math.round((performance.timeOrigin + performance.now()) * 1000);
-}
+// Wall clock in µs, shared with the bench's SSE client (lib/clock.mjs).
+export { wallClockMicros };
 
 // Filler for big results, built once per size (and shared by every request).
 const fillers = new Map();
@@ -140,7 +142,35 @@ function sseTick(res, id, args) {
   next();
 }
 
+/** The answer to one batch element: a JSON text, or undefined for notifications and responses. */
+function batchAnswer(msg) {
+  if (!msg || typeof msg !== 'object' || Array.isArray(msg)) return rpcError(null, -32600, 'Invalid Request');
+  const { id, method, params } = msg;
+  if (id === undefined) return undefined;
+  switch (method) {
+    case 'tools/list': return rpcResult(id, TOOLS_LIST_RESULT);
+    case 'ping': return rpcResult(id, '{}');
+    case 'tools/call':
+      if (BIG_SIZES[params?.name] || params?.name === 'sse_tick') return rpcError(id, -32602, `${params.name} cannot be part of a batch`);
+      return rpcResult(id, SMALL_RESULT);
+    case 'initialize': return rpcError(id, -32600, 'initialize must not be part of a batch');
+    default: return rpcError(id, -32601, 'Method not found');
+  }
+}
+
+function handleBatch(res, items) {
+  if (items.length === 0) return sendJson(res, '400 Bad Request', rpcError(null, -32600, 'Invalid Request'));
+  const answers = [];
+  for (const item of items) {
+    const a = batchAnswer(item);
+    if (a !== undefined) answers.push(a);
+  }
+  if (!answers.length) return sendEmpty(res, '202 Accepted');
+  return sendJson(res, '200 OK', `[${answers.join(',')}]`);
+}
+
 function handleMessage(res, msg, protocolHeader) {
+  if (Array.isArray(msg)) return handleBatch(res, msg);
   if (!msg || typeof msg !== 'object' || Array.isArray(msg)) return sendJson(res, '400 Bad Request', rpcError(null, -32600, 'Invalid Request'));
   const { id, method, params } = msg;
   if (id === undefined) return sendEmpty(res, '202 Accepted'); // notification or response

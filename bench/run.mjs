@@ -7,8 +7,9 @@
 //   node bench/run.mjs --smoke         a few seconds; exit 1 only when a suite failed to run
 //   --duration S    seconds per load run (default 5; smoke 1)
 //   --reps N        interleaved rounds per target (default 3; smoke 1)
-//   --only A,B      suites to run: toolscall, latency, wrk
+//   --only A,B      suites to run: toolscall, latency, wrk, rules, sse, big, batch, startup
 //   --target URL    load-test a running deployment (its MCP endpoint) instead; nothing is started
+//                   (the suites that need the local fixture or start processes are skipped)
 //   --probe-requests N   requests per target in the latency probe (default 10000; smoke 200)
 //   --tool NAME, --args JSON, --header "k: v"   the call sent to --target (default: echo {text:"hi"})
 import { parseArgs } from 'node:util';
@@ -25,8 +26,13 @@ import { fmt } from './lib/stats.mjs';
 import toolscall from './suites/toolscall.mjs';
 import latency from './suites/latency.mjs';
 import wrk from './suites/wrk.mjs';
+import rules from './suites/rules.mjs';
+import sse from './suites/sse.mjs';
+import big from './suites/big.mjs';
+import batch from './suites/batch.mjs';
+import startup from './suites/startup.mjs';
 
-const SUITES = [toolscall, latency, wrk];
+const SUITES = [toolscall, latency, wrk, rules, sse, big, batch, startup];
 const log = (msg) => process.stderr.write(`bench: ${msg}\n`);
 
 function options() {
@@ -128,13 +134,16 @@ function errorsIn(value, path = '', out = []) {
 async function runSuites(opts, targets) {
   const results = {};
   for (const suite of opts.suites) {
-    const why = suite.skipReason?.();
+    const why = suite.skipReason?.(opts);
     if (why) { results[suite.name] = { status: 'skipped', reason: why }; log(`${suite.name}: skipped, ${why}`); continue; }
     const started = Date.now();
     try {
       const result = await suite.run({ targets, opts, log });
       const errors = errorsIn(result);
-      results[suite.name] = { status: errors.length ? 'failed' : 'ok', errors, result, seconds: (Date.now() - started) / 1000 };
+      // A suite that ran must have produced its figures: a missing one is a failure, not a blank cell.
+      const numbers = errors.length ? undefined : suite.numbers?.(result);
+      for (const [what, v] of Object.entries(numbers ?? {})) if (!Number.isFinite(v)) errors.push(`no number for ${what}`);
+      results[suite.name] = { status: errors.length ? 'failed' : 'ok', errors, numbers, result, seconds: (Date.now() - started) / 1000 };
     } catch (e) {
       results[suite.name] = { status: 'failed', errors: [e.stack ?? e.message] };
       log(`${suite.name} failed: ${e.stack ?? e.message}`);
@@ -166,7 +175,10 @@ function report(opts, setup, results, verdicts) {
     out.push(`## ${suite.title}`, '');
     if (r.status === 'skipped') out.push(`skipped: ${r.reason}`);
     else if (!r.result) out.push(`FAILED: ${r.errors.join('; ').slice(0, 600)}`);
-    else out.push(suite.table(r.result));
+    else {
+      out.push(suite.table(r.result));
+      if (r.status === 'failed') out.push('', `FAILED: ${r.errors.join('; ').slice(0, 600)}`);
+    }
     if (suite.name === 'latency' && opts.target && r.result) out.push('', histogramTable(r.result));
     out.push('');
   }

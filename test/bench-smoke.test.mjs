@@ -42,15 +42,25 @@ test('fixture speaks enough MCP: initialize, notifications, tools/list, tools/ca
     assert.equal(events.length, 4);
     for (const e of events.slice(0, 3)) assert.ok(e.params.data.t_us > 0);
     assert.equal(events[3].id, 5);
+
+    // A 2025-03-26 batch: one answer per request, in order; notifications get none.
+    const batch = await (await rpc(fx.url, [
+      { jsonrpc: '2.0', id: 6, method: 'tools/call', params: { name: 'echo', arguments: {} } },
+      { jsonrpc: '2.0', method: 'notifications/progress', params: {} },
+      { jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'echo', arguments: {} } },
+    ])).json();
+    assert.deepEqual(batch.map((a) => [a.id, a.result.content[0].text]), [[6, 'ok'], [7, 'ok']]);
   } finally {
     fx.close();
   }
 });
 
+const isNum = (v) => typeof v === 'number' && Number.isFinite(v);
+
 test('bench smoke runs every suite end to end and writes latest.json', () => {
-  // With the proxy built the whole smoke runs; before that, the suite that works without it.
+  // With the proxy built the whole smoke runs; before that, the suites that work without it.
   const proxyBuilt = existsSync(join(ROOT, 'dist', 'cli', 'main.js'));
-  const args = proxyBuilt ? ['--smoke'] : ['--smoke', '--only', 'toolscall'];
+  const args = proxyBuilt ? ['--smoke'] : ['--smoke', '--only', 'toolscall,latency,sse,big,batch'];
   const started = Date.now();
   const r = spawnSync(process.execPath, [join(ROOT, 'bench', 'run.mjs'), ...args], { cwd: ROOT, encoding: 'utf8', timeout: 170_000 });
   assert.equal(r.status, 0, `bench exited ${r.status ?? r.signal}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`);
@@ -58,12 +68,43 @@ test('bench smoke runs every suite end to end and writes latest.json', () => {
 
   assert.ok(statSync(LATEST).mtimeMs >= started - 1000, 'latest.json was not rewritten');
   const latest = JSON.parse(readFileSync(LATEST, 'utf8'));
-  const level = latest.suites.toolscall.result.levels.find((l) => l.connections === 50);
-  const rps = (name) => level.targets[name]?.median?.rps;
-  assert.equal(typeof rps('direct'), 'number');
-  assert.ok(rps('direct') > 0);
-  if (proxyBuilt) {
-    assert.ok(rps('proxy') > 0, 'proxy produced no throughput number');
-    assert.ok(latest.suites.latency.result.targets.proxy.p50Us > 0, 'proxy produced no latency number');
+  const suites = latest.suites;
+  const expected = proxyBuilt ? ['toolscall', 'latency', 'wrk', 'rules', 'sse', 'big', 'batch', 'startup'] : ['toolscall', 'latency', 'sse', 'big', 'batch'];
+  for (const name of expected) {
+    assert.ok(suites[name], `suite ${name} did not run`);
+    // wrk is optional (a Debian package); every other suite must have run and produced numbers.
+    if (name === 'wrk' && suites.wrk.status === 'skipped') continue;
+    assert.equal(suites[name].status, 'ok', `suite ${name}: ${suites[name].status} ${JSON.stringify(suites[name].errors)}`);
+    const numbers = Object.entries(suites[name].numbers ?? {});
+    assert.ok(numbers.length > 0, `suite ${name} reported no numbers`);
+    for (const [what, v] of numbers) assert.ok(isNum(v), `suite ${name}: ${what} is ${v}`);
+  }
+
+  // The figures each suite is about, by name, so a renamed field cannot slip through.
+  const targets = proxyBuilt ? ['direct', 'proxy'] : ['direct'];
+  const level = suites.toolscall.result.levels.find((l) => l.connections === 50);
+  for (const t of targets) {
+    assert.ok(level.targets[t].median.rps > 0, `toolscall: ${t} req/s`);
+    assert.ok(suites.latency.result.targets[t].p50Us > 0, `latency: ${t} p50`);
+    assert.ok(suites.sse.result.targets[t].p50Us > 0, `sse: ${t} p50`);
+    assert.ok(suites.sse.result.targets[t].count > 0, `sse: ${t} events`);
+    assert.ok(suites.big.result.sizes['1mb'].targets[t].mbps > 0, `big: ${t} 1 MB MB/s`);
+    assert.ok(suites.big.result.sizes['16mb'].targets[t].mbps > 0, `big: ${t} 16 MB MB/s`);
+    assert.ok(suites.batch.result.targets[t].median.rps > 0, `batch: ${t} batches/s`);
+    assert.ok(suites.batch.result.targets[t].median.elementUs > 0, `batch: ${t} µs per element`);
+  }
+  if (!proxyBuilt) return;
+  assert.ok(isNum(suites.sse.result.added.p50Us), 'sse: added p50');
+  assert.ok(isNum(suites.big.result.rss16mb.proxy.peakAboveIdleMB), 'big: proxy peak RSS over idle');
+  assert.ok(suites.rules.result.targets.proxy_rules.median.rps > 0, 'rules: req/s with 100 rules');
+  assert.ok(isNum(suites.rules.result.rulesVsPlain), 'rules: ratio to the plain proxy');
+  assert.ok(suites.startup.result.targets.proxy.readyMs > 0, 'startup: ready ms');
+  assert.ok(suites.startup.result.targets.proxy.idleRssMiB > 0, 'startup: idle RSS');
+  // Every target in targets.json was measured (met or not is not the smoke's business).
+  const wanted = Object.keys(JSON.parse(readFileSync(join(ROOT, 'bench', 'targets.json'), 'utf8'))).filter((k) => !k.startsWith('_'));
+  for (const key of wanted) {
+    const rows = latest.verdicts.filter((v) => v.target === key);
+    assert.ok(rows.length > 0, `target ${key} was not judged`);
+    for (const row of rows) assert.ok(isNum(row.value), `target ${key} (${row.suite}) has no measured value`);
   }
 });

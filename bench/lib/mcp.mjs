@@ -44,11 +44,13 @@ async function post(url, headers, body) {
  * Opens a session on `url` and checks one tools/call answers. Returns the headers to send with
  * the measured request (session id included) and the body. `extraHeaders` carry e.g. auth.
  */
-export async function openSession(url, { tool, args, extraHeaders = {} } = {}) {
+export async function openSession(url, { tool, args, extraHeaders = {}, protocolVersion = PROTOCOL_VERSION } = {}) {
   let headers = { ...BASE_HEADERS, ...extraHeaders };
+  // A 2025-03-26 client sends no MCP-Protocol-Version header (the header came with 2025-06-18).
+  if (protocolVersion !== PROTOCOL_VERSION) delete headers['mcp-protocol-version'];
   const init = await post(url, headers, {
     jsonrpc: '2.0', id: 0, method: 'initialize',
-    params: { protocolVersion: PROTOCOL_VERSION, capabilities: {}, clientInfo: { name: 'thoughtgate-bench', version: '1' } },
+    params: { protocolVersion, capabilities: {}, clientInfo: { name: 'thoughtgate-bench', version: '1' } },
   });
   if (init.res.status !== 200) throw new Error(`initialize on ${url}: HTTP ${init.res.status} ${init.text.slice(0, 300)}`);
   const sessionId = init.res.headers.get('mcp-session-id');

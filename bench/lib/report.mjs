@@ -33,6 +33,14 @@ const CHECKS = [
     sources: { latency: (s) => (s?.added ? s.added.p50Us / 1000 : NaN) } },
   { key: 'addedP99Ms', better: 'lower', unit: 'ms', what: 'proxy − direct p99 latency',
     sources: { latency: (s) => (s?.added ? s.added.p99Us / 1000 : NaN) } },
+  { key: 'sseAddedP50Ms', better: 'lower', unit: 'ms', what: 'SSE event relay, proxy − direct p50',
+    sources: { sse: (s) => (s?.added ? s.added.p50Us / 1000 : NaN) } },
+  { key: 'streamPeakRssAboveIdleMB', better: 'lower', unit: 'MB', digits: 1, what: 'proxy peak RSS − idle RSS, streaming 16 MB',
+    sources: { big: (s) => s?.rss16mb?.proxy?.peakAboveIdleMB ?? NaN } },
+  { key: 'readyMs', better: 'lower', unit: 'ms', digits: 0, what: 'spawn → /ready 200, median of starts',
+    sources: { startup: (s) => s?.targets?.proxy?.readyMs ?? NaN } },
+  { key: 'idleRssMiB', better: 'lower', unit: 'MiB', digits: 1, what: 'proxy RSS when idle after ready',
+    sources: { startup: (s) => s?.targets?.proxy?.idleRssMiB ?? NaN } },
 ];
 
 export function evaluateTargets(targets, suiteResults) {
@@ -45,7 +53,7 @@ export function evaluateTargets(targets, suiteResults) {
       if (!r || r.status === 'skipped') continue; // not run this time: nothing to judge
       const value = r.status === 'ok' ? measure(r.result) : NaN;
       const met = Number.isFinite(value) && (c.better === 'higher' ? value >= want : value <= want);
-      rows.push({ target: c.key, what: c.what, suite, want, value: Number.isFinite(value) ? value : null, better: c.better, unit: c.unit, met });
+      rows.push({ target: c.key, what: c.what, suite, want, value: Number.isFinite(value) ? value : null, better: c.better, unit: c.unit, digits: c.digits, met });
     }
   }
   return rows;
@@ -55,7 +63,7 @@ export function targetsTable(rows) {
   return mdTable(['target', 'measure', 'suite', 'wanted', 'measured', 'verdict'], rows.map((r) => [
     r.target, r.what, r.suite,
     `${r.better === 'higher' ? '≥' : '≤'} ${r.want} ${r.unit}`,
-    r.value === null ? 'n/a' : `${fmt(r.value, r.unit === 'ms' ? 3 : 2)} ${r.unit}`,
+    r.value === null ? 'n/a' : `${fmt(r.value, r.digits ?? (r.unit === 'ms' ? 3 : 2))} ${r.unit}`,
     r.met ? 'met' : 'MISSED',
   ]));
 }

@@ -19,39 +19,67 @@ export function proxyBuilt() {
   return existsSync(join(ROOT, 'dist', 'cli', 'main.js'));
 }
 
-/** `thoughtgate serve` forwarding everything to the fixture; ready when admin /ready is 200. */
-export async function startProxy(upstreamUrl) {
-  const cfg = join(scratchDir(), 'thoughtgate.yaml');
+/**
+ * Writes a `thoughtgate serve` config forwarding to `upstreamUrl` and returns its path.
+ * `rules` become governance.rules (each `{ match, action }`); `blocklist` an expose blocklist.
+ */
+export function writeProxyConfig(upstreamUrl, { name = 'proxy', rules = [], blocklist = [] } = {}) {
+  const cfg = join(scratchDir(), `${name}.yaml`);
+  const q = (s) => JSON.stringify(s);
+  const source = blocklist.length
+    ? [`  - id: bench`, `    kind: mcp`, `    url: ${q(upstreamUrl)}`, `    expose:`, `      mode: blocklist`, `      tools: [${blocklist.map(q).join(', ')}]`]
+    : [`  - { id: bench, kind: mcp, url: ${q(upstreamUrl)} }`];
   writeFileSync(cfg, [
     'schema: 1',
     'sources:',
-    `  - { id: bench, kind: mcp, url: "${upstreamUrl}" }`,
+    ...source,
     'governance:',
     '  defaults: { action: forward }',
+    ...(rules.length ? ['  rules:', ...rules.map((r) => `    - { match: ${q(r.match)}, action: ${r.action} }`)] : []),
     '',
   ].join('\n'));
-  const [port, adminPort] = [await freePort(), await freePort()];
+  return cfg;
+}
+
+/** Spawns `thoughtgate serve --config cfg` on fresh ports (not waiting for it). */
+export async function spawnProxy(cfg, name = 'proxy', ports) {
+  const [port, adminPort] = ports ?? [await freePort(), await freePort()];
   const env = {
     ...process.env,
     THOUGHTGATE_OUTBOUND_PORT: String(port),
     THOUGHTGATE_ADMIN_PORT: String(adminPort),
-    THOUGHTGATE_AUDIT_PATH: join(scratchDir(), 'audit.ndjson'),
+    THOUGHTGATE_AUDIT_PATH: join(scratchDir(), `${name}-audit.ndjson`),
   };
   delete env.MODE; // the default mode is what we measure
-  const { child, logTail } = spawnLogged('proxy', process.execPath, [join(ROOT, 'bin', 'thoughtgate.js'), 'serve', '--config', cfg], { env, cwd: scratchDir() });
-  await waitFor('proxy', async () => (await fetch(`http://127.0.0.1:${adminPort}/ready`)).status === 200, { child, logTail });
-  return { name: 'proxy', url: `http://127.0.0.1:${port}/mcp`, child, logTail, stop: () => stopChild(child) };
+  const { child, logTail } = spawnLogged(name, process.execPath, [join(ROOT, 'bin', 'thoughtgate.js'), 'serve', '--config', cfg], { env, cwd: scratchDir() });
+  return { port, adminPort, child, logTail };
 }
 
-/** @civic/passthrough-mcp-server, the TypeScript peer. It appends /mcp to TARGET_SERVER_URL. */
-export async function startCivic(upstreamUrl) {
-  // Its cli.js only runs when argv[1] equals its real path (node_modules may hold symlinks).
+/** `thoughtgate serve` forwarding everything to the fixture; ready when admin /ready is 200. */
+export async function startProxy(upstreamUrl, { name = 'proxy', rules, blocklist } = {}) {
+  const cfg = writeProxyConfig(upstreamUrl, { name, rules, blocklist });
+  const { port, adminPort, child, logTail } = await spawnProxy(cfg, name);
+  await waitFor(name, async () => (await fetch(`http://127.0.0.1:${adminPort}/ready`)).status === 200, { child, logTail });
+  return { name, url: `http://127.0.0.1:${port}/mcp`, child, logTail, stop: () => stopChild(child) };
+}
+
+/** The civic peer's CLI. Its cli.js only runs when argv[1] equals its real path (node_modules may hold symlinks). */
+export function civicCli() {
   // (Its exports only name the ESM entry dist/index.js; cli.js sits next to it.)
   const entry = fileURLToPath(import.meta.resolve('@civic/passthrough-mcp-server'));
-  const cli = realpathSync(join(dirname(entry), 'cli.js'));
-  const port = await freePort();
+  return realpathSync(join(dirname(entry), 'cli.js'));
+}
+
+/** Spawns civic on `port` relaying to `upstreamUrl` (not waiting for it). It appends /mcp itself. */
+export function spawnCivic(upstreamUrl, port, name = 'civic') {
   const env = { ...process.env, PORT: String(port), TARGET_SERVER_URL: upstreamUrl.replace(/\/mcp$/, ''), LOG_LEVEL: 'error' };
-  const { child, logTail } = spawnLogged('civic', process.execPath, [cli], { env, cwd: scratchDir() });
+  return spawnLogged(name, process.execPath, [civicCli()], { env, cwd: scratchDir() });
+}
+
+/** @civic/passthrough-mcp-server, the TypeScript peer. */
+export async function startCivic(upstreamUrl) {
+  const port = await freePort();
+  const { child, logTail } = spawnCivic(upstreamUrl, port);
   await waitFor('civic', () => portOpen(port), { child, logTail });
   return { name: 'civic', url: `http://127.0.0.1:${port}/mcp`, child, logTail, stop: () => stopChild(child) };
 }

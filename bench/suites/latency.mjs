@@ -38,6 +38,7 @@ export default {
       : null;
     return { rate: RATE, targets: byTarget, added };
   },
+  numbers: (r) => Object.fromEntries(Object.entries(r.targets).map(([name, t]) => [`${name} p50 µs`, t.p50Us])),
   table(result) {
     const base = result.targets.direct;
     const rows = Object.entries(result.targets).map(([name, r]) => r.error

@@ -19,6 +19,7 @@ export default {
     }
     return { levels };
   },
+  numbers: (r) => Object.fromEntries(r.levels.flatMap((l) => Object.entries(l.targets).map(([name, t]) => [`${l.connections} conns ${name} req/s`, t.median?.rps]))),
   table(result) {
     // autocannon's latency histogram counts whole milliseconds: the latency suite has the µs view.
     return mdTable(['conns', 'target', 'req/s', 'p50 ms', 'p99 ms', 'proxy req/s ÷ this'], result.levels.flatMap((l) => rateRows(l, 0)));

@@ -14,6 +14,7 @@ export default {
     const byTarget = await interleaved(targets, opts.reps, (t) => runWrk(t, { connections, durationS: opts.durationS }), log);
     return { levels: [{ connections, targets: byTarget, ratios: throughputRatios(byTarget) }] };
   },
+  numbers: (r) => Object.fromEntries(r.levels.flatMap((l) => Object.entries(l.targets).map(([name, t]) => [`${l.connections} conns ${name} req/s`, t.median?.rps]))),
   table(result) {
     return mdTable(['conns', 'target', 'req/s', 'p50 ms', 'p99 ms', 'proxy req/s ÷ this'], result.levels.flatMap((l) => rateRows(l, 2)));
   },

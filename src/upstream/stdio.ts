@@ -62,9 +62,10 @@ class Pending {
     readonly sessionHeader: string | undefined,
   ) {}
 
-  deliver(line: string): void {
+  /** false when the client is not keeping up */
+  deliver(line: string): boolean {
     this.head();
-    this.sink.onData(Buffer.from(`event: message\ndata: ${line}\n\n`));
+    return this.sink.onData(Buffer.from(`event: message\ndata: ${line}\n\n`));
   }
 
   head(): void {
@@ -210,17 +211,24 @@ class StdioSession {
       for (const p of this.pending.values()) if (p.sse) target = p; // the most recent open stream
     }
     if (target !== undefined) {
-      target.deliver(text);
+      if (!target.deliver(text)) this.throttle(target.sink);
       return;
     }
     if (this.getStream !== null) {
-      this.getStream.onData(Buffer.from(`event: message\ndata: ${text}\n\n`));
+      if (!this.getStream.onData(Buffer.from(`event: message\ndata: ${text}\n\n`))) this.throttle(this.getStream);
       return;
     }
     if (msg.id !== undefined) {
       // A server→client request nobody can receive: answer it so the server does not wait forever.
       this.write(Buffer.from(jsonError(msg.id, -32601, 'No client stream open to deliver this request')));
     }
+  }
+
+  /** A slow client pauses the child's output (backpressure reaches the server) until it drains. */
+  private throttle(sink: ResponseSink): void {
+    const out = this.child.stdout!;
+    out.pause();
+    sink.resume = () => out.resume();
   }
 
   private onExit(why: string): void {
@@ -295,7 +303,10 @@ export class StdioUpstream implements Upstream {
         return;
       }
       session.getStream = sink;
-      sink.abort = () => { if (session.getStream === sink) session.getStream = null; };
+      sink.abort = () => {
+        if (session.getStream === sink) session.getStream = null;
+        session.child.stdout!.resume();
+      };
       sink.onHead(200, { ...SSE_HEADERS, 'mcp-session-id': sid });
       sink.onData(Buffer.from(': stream open\n\n'));
       return;
@@ -342,6 +353,7 @@ export class StdioUpstream implements Upstream {
     sink.abort = () => {
       clearTimeout(p.timer);
       if (session.pending.get(key) === p) session.pending.delete(key);
+      session.child.stdout!.resume(); // a client gone while throttling must not stall the others
     };
     session.pending.set(key, p);
   }
