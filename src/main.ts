@@ -5,6 +5,7 @@ import { startAdminServer, type ReadyState } from './admin/server.js';
 import type { Settings } from './cli/settings.js';
 import { Pipeline, type DecisionRecord, type PipelineTelemetry } from './pipeline.js';
 import { loadSnapshot } from './policy/snapshot.js';
+import { watchFiles } from './policy/watch.js';
 import type { Snapshot, SourceConfig } from './policy/types.js';
 import { originPolicy } from './session/origin.js';
 import { SessionTable } from './session/sessions.js';
@@ -22,6 +23,7 @@ export interface Sidecar {
   port: number;
   adminPort: number;
   snapshot(): Snapshot;
+  reload(why: string): Promise<void>;
   shutdown(reason: string): Promise<void>;
 }
 
@@ -61,6 +63,15 @@ class Telemetry implements PipelineTelemetry {
   upstream(statusCode: number, durationMs: number): void {
     metrics.recordUpstream(statusCode, durationMs);
   }
+}
+
+/** Which connection field of the source differs (the upstream is built once, at start). */
+function upstreamChange(a: SourceConfig, b: SourceConfig): string | undefined {
+  if (a.url !== b.url) return 'url';
+  if (a.command !== b.command) return 'command';
+  if (JSON.stringify(a.args) !== JSON.stringify(b.args)) return 'args';
+  if (JSON.stringify(a.env) !== JSON.stringify(b.env)) return 'env';
+  return undefined;
 }
 
 function makeUpstream(source: SourceConfig, s: Settings): Upstream {
@@ -119,7 +130,6 @@ export async function startSidecar(s: Settings): Promise<Sidecar> {
     mode: s.mode,
     limits: s.limits,
     upstream,
-    sourceId: source.id,
     sessions: new SessionTable(100_000, Math.max(s.stdioIdleMs, 3_600_000)),
     origin: originPolicy(s.allowedOrigins),
     principal: s.principal,
@@ -135,6 +145,35 @@ export async function startSidecar(s: Settings): Promise<Sidecar> {
     await upstream.close();
     throw e;
   }
+  // Hot reload (SIGHUP, or a change to the config file): build a complete new snapshot and swap
+  // it in one assignment; requests already started keep the one they captured.
+  let reloading: Promise<void> | undefined;
+  const reload = (why: string): Promise<void> => {
+    reloading = (reloading ?? Promise.resolve()).then(() => {
+      const old = snapshot;
+      try {
+        const next = loadSnapshot(configPath);
+        const changed = upstreamChange(old.config.sources[0]!, next.config.sources[0]!);
+        if (changed !== undefined) throw new Error(`${configPath}: sources[0].${changed} changed; connecting to another upstream needs a restart`);
+        if (next.version === old.version) {
+          logger.info({ why, snapshot: old.version }, 'reload: configuration unchanged');
+          return;
+        }
+        snapshot = next;
+        metrics.recordConfigLoad('success', true);
+        for (const w of next.config.warnings) logger.warn(w);
+        logger.info({ why, from: old.version, to: next.version }, 'reload: new snapshot in effect');
+      } catch (e) {
+        metrics.recordConfigLoad('failure', true);
+        logger.error({ why, snapshot: old.version, error: (e as Error).message }, 'reload failed; the previous snapshot keeps serving');
+      }
+    });
+    return reloading;
+  };
+  const onSighup = (): void => void reload('SIGHUP');
+  process.on('SIGHUP', onSighup);
+  const watcher = watchFiles([configPath, ...(snapshot.config.cedar?.policies ?? []), ...(snapshot.config.cedar?.schema ? [snapshot.config.cedar.schema] : [])], (why) => void reload(why));
+
   ready = { ready: true, checks: { config_loaded: true, upstream_reachable: true, approval_store_initialized: true } };
   metrics.setLifecycle('ready');
   metrics.setStartupDuration((performance.now() - startedAt) / 1000);
@@ -162,6 +201,8 @@ export async function startSidecar(s: Settings): Promise<Sidecar> {
       }
       await upstream.close();
       stopReopen();
+      watcher.close();
+      process.off('SIGHUP', onSighup);
       await audit.flush();
       await audit.close();
       logger.flush();
@@ -172,5 +213,5 @@ export async function startSidecar(s: Settings): Promise<Sidecar> {
     })();
     return shuttingDown;
   };
-  return { port: traffic.port, adminPort: admin.port, snapshot: () => snapshot, shutdown };
+  return { port: traffic.port, adminPort: admin.port, snapshot: () => snapshot, reload, shutdown };
 }

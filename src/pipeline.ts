@@ -53,7 +53,6 @@ export interface PipelineOptions {
   mode: Mode;
   limits: Limits;
   upstream: Upstream;
-  sourceId: string;
   sessions: SessionTable;
   origin: OriginPolicy;
   principal: string;
@@ -228,12 +227,14 @@ export class Pipeline {
       return new GovError('invalid_params', { subject: `Missing required field '${resourceFieldOf(method)}' in ${method} params` });
     }
     const t0 = performance.now();
-    const decision = judge({ method, resource, sourceId: o.sourceId }, snapshot);
+    // One source per sidecar; read from the snapshot so a reload that renames it applies at once.
+    const sourceId = snapshot.config.sources[0]!.id;
+    const decision = judge({ method, resource, sourceId }, snapshot);
     const judgeMs = performance.now() - t0;
     const blocked = decision.action === 'deny';
     const wouldBlock = blocked && o.mode === 'audit';
     o.telemetry.decision({
-      correlationId, session: sessionId, principal: o.principal, method, tool: resource, sourceId: o.sourceId,
+      correlationId, session: sessionId, principal: o.principal, method, tool: resource, sourceId,
       decision, mode: o.mode, wouldBlock, snapshot: snapshot.version, judgeMs,
     });
     if (!blocked || wouldBlock) return undefined;
@@ -343,7 +344,7 @@ export class ExchangeContext implements RelayContext {
       if (typeof version === 'string') o.sessions.remember(this.upstreamSession, version);
     }
     if (o.mode === 'bypass') return undefined;
-    return filterListResponse(message, this.snapshot, o.sourceId) ? JSON.stringify(message) : undefined;
+    return filterListResponse(message, this.snapshot, this.snapshot.config.sources[0]!.id) ? JSON.stringify(message) : undefined;
   }
 
   renderError(err: GovError): string {
