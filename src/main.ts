@@ -3,6 +3,8 @@
 import { resolve } from 'node:path';
 import { startAdminServer, type ReadyState } from './admin/server.js';
 import type { Settings } from './cli/settings.js';
+import { codeOf } from './core/errors.js';
+import { judge } from './gates/judge.js';
 import { Pipeline, type DecisionRecord, type PipelineTelemetry } from './pipeline.js';
 import { loadSnapshot } from './policy/snapshot.js';
 import { watchFiles } from './policy/watch.js';
@@ -136,6 +138,13 @@ export async function startSidecar(s: Settings): Promise<Sidecar> {
     telemetry: new Telemetry(audit),
     maxEventBytes: s.maxEventBytes,
     draining: () => draining,
+    decisionApi: {
+      snapshot: () => snapshot,
+      judge: (q, snap) => judge({ method: q.method, resource: q.resource, sourceId: q.sourceId }, snap),
+      token: s.apiToken,
+      maxBatchSize: s.limits.maxBatchSize,
+      errorCodeOf: (d) => (d.error === undefined ? undefined : codeOf(d.error)),
+    },
   });
   let traffic: TrafficServer;
   try {

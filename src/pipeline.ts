@@ -8,11 +8,13 @@ import { BATCH_VERSION, MODERN_VERSION, type JsonRpcMessage } from './core/jsonr
 import type { Limits } from './core/limits.js';
 import { decodeBody, type BatchItem } from './framing/decode.js';
 import { judge } from './gates/judge.js';
+import { approvalGate } from './gates/approval.js';
 import { filterListResponse } from './gates/list-filter.js';
 import type { Decision } from './gates/decision.js';
 import { LIST_METHODS, isGoverned, resourceFieldOf, resourceNameOf } from './policy/governable.js';
 import type { Snapshot } from './policy/types.js';
 import { Relay, type RelayContext } from './response/relay.js';
+import { API_PREFIX, handleDecisionApi, type DecisionApiDeps } from './admin/decision-api.js';
 import { BatchCollector } from './response/batch.js';
 import { bodyClaimedVersion, checkStandardHeaders, upstreamHeaders } from './session/headers.js';
 import type { OriginPolicy } from './session/origin.js';
@@ -61,10 +63,10 @@ export interface PipelineOptions {
   maxEventBytes: number;
   /** refuse new work (shutting down) */
   draining: () => boolean;
+  decisionApi: DecisionApiDeps;
 }
 
 const JSON_HEADERS: HeaderMap = { 'content-type': 'application/json' };
-const RESERVED_PREFIX = '/api/v1/governance';
 
 function errorBody(id: unknown, err: GovError, correlationId: string): string {
   return JSON.stringify({ jsonrpc: '2.0', id: id ?? null, error: err.toJsonRpcError(correlationId) });
@@ -90,9 +92,9 @@ export class Pipeline {
       ex.respond(403, JSON_HEADERS, errorBody(null, new GovError('invalid_request', { subject: `Origin '${origin}' is not allowed` }), correlationId));
       return;
     }
-    if (ex.path.startsWith(RESERVED_PREFIX)) {
-      // Reserved for the decision API: never forwarded upstream.
-      ex.respond(404, JSON_HEADERS, JSON.stringify({ error: 'not_found', message: `${ex.path} is reserved for the ThoughtGate decision API` }));
+    if (ex.path.startsWith(API_PREFIX)) {
+      // The decision API: answered here, never forwarded upstream.
+      this.api(ex);
       return;
     }
     if (o.draining()) {
@@ -229,7 +231,7 @@ export class Pipeline {
     const t0 = performance.now();
     // One source per sidecar; read from the snapshot so a reload that renames it applies at once.
     const sourceId = snapshot.config.sources[0]!.id;
-    const decision = judge({ method, resource, sourceId }, snapshot);
+    const decision = approvalGate(judge({ method, resource, sourceId }, snapshot));
     const judgeMs = performance.now() - t0;
     const blocked = decision.action === 'deny';
     const wouldBlock = blocked && o.mode === 'audit';
@@ -287,6 +289,21 @@ export class Pipeline {
     o.upstream.send({
       method: 'POST', path: ex.path, headers: upstreamHeaders(ex.headers), body: Buffer.from(`[${forward.join(',')}]`), correlationId,
     }, collector);
+  }
+
+  private api(ex: Exchange): void {
+    const o = this.o;
+    if (ex.overLimit) {
+      ex.respond(413, JSON_HEADERS, JSON.stringify({ error: 'body_too_large', message: `over ${o.limits.maxBodyBytes} bytes` }), ex.body === null);
+      return;
+    }
+    const started = performance.now();
+    handleDecisionApi(ex.method, ex.path, ex.headers, ex.body, o.decisionApi).then((r) => {
+      o.telemetry.request(ex.path.endsWith('/batch') ? 'api/batch' : 'api/decide', undefined, r.status === 200 ? 'success' : 'error', performance.now() - started);
+      ex.respond(r.status, r.headers, r.body);
+    }, (err: Error) => {
+      ex.respond(500, JSON_HEADERS, JSON.stringify({ error: 'internal_error', message: err.message }));
+    });
   }
 
   /** @internal used by ExchangeContext */

@@ -23,6 +23,8 @@ export interface Settings {
   allowedOrigins: string[];
   auditPath: string;
   principal: string;
+  /** Bearer token the decision API requires; undefined = open */
+  apiToken: string | undefined;
   limits: Limits;
 }
 
@@ -71,6 +73,7 @@ export const ENV_HELP: ReadonlyArray<readonly [string, string]> = [
   ['THOUGHTGATE_ALLOWED_ORIGINS', 'comma-separated Origins allowed besides localhost ones; * allows any'],
   ['THOUGHTGATE_AUDIT_PATH', 'audit trail file, NDJSON (default ./thoughtgate-audit.ndjson; - for stdout)'],
   ['THOUGHTGATE_PRINCIPAL', 'principal recorded in the audit trail (default $HOSTNAME or local)'],
+  ['THOUGHTGATE_API_TOKEN', 'Bearer token required by the decision API (/api/v1/governance/*); unset = open'],
   ['THOUGHTGATE_LOG_LEVEL', 'log level: debug, info (default), warn, error'],
 ];
 
@@ -121,6 +124,7 @@ export function resolveSettings(flags: Flags, env: Env = process.env): Settings 
     allowedOrigins: origins,
     auditPath: env['THOUGHTGATE_AUDIT_PATH'] ?? './thoughtgate-audit.ndjson',
     principal: env['THOUGHTGATE_PRINCIPAL'] ?? env['HOSTNAME'] ?? 'local',
+    apiToken: env['THOUGHTGATE_API_TOKEN'] || undefined,
     limits,
   };
 }

@@ -16,6 +16,8 @@ export interface Decision {
   /** the rule glob that matched, when gate 2 matched one */
   rule?: string;
   policyId?: string;
+  /** Cedar policies that determined the outcome (gate 3) */
+  policyIds?: string[];
   approval?: string;
 }
 

@@ -3,7 +3,10 @@ import assert from 'node:assert/strict';
 import { parseConfig } from '../policy/config.js';
 import { buildSnapshot } from '../policy/snapshot.js';
 import type { Snapshot } from '../policy/types.js';
-import { judge } from './judge.js';
+import { judge as judgeGates } from './judge.js';
+import { approvalGate } from './approval.js';
+
+const judge = (subject: Parameters<typeof judgeGates>[0], snapshot: Snapshot) => approvalGate(judgeGates(subject, snapshot));
 import { filterListResponse } from './list-filter.js';
 
 function snapshotOf(yaml: string): Snapshot {
@@ -101,6 +104,13 @@ governance:
 `);
   assert.equal(judge(subject('anything'), s).action, 'forward');
   assert.equal(judge(subject('anything', 'tools/call', 'elsewhere'), s).error, 'tool_not_exposed');
+});
+
+test('without gate 4, judge reports approve and the approval gate refuses it', () => {
+  assert.equal(judgeGates(subject('pay_x'), base).action, 'approve');
+  const held = judge(subject('pay_x'), base);
+  assert.equal(held.action, 'deny');
+  assert.match(held.reason, /approval engine not available/);
 });
 
 test('decisions are shared per snapshot, not rebuilt per call', () => {

@@ -1,5 +1,6 @@
 // The gate order, written once. Shared by the sidecar, the stdio shim and the decision API.
-// Gates 3 (Cedar) and 4 (approval) have no engine yet: a call that reaches one fails closed.
+// The result is the governance decision (forward, deny, or approve = needs a human); what the
+// proxy does with `approve` is gate 4's business (approval.ts).
 import type { Snapshot } from '../policy/types.js';
 import { FORWARD_UNGOVERNED, type Decision, type Subject } from './decision.js';
 import { visibilityGate } from './visibility.js';
@@ -13,9 +14,6 @@ export function judge(subject: Subject, snapshot: Snapshot): Decision {
   if (ruled.action === 'policy') {
     // Fail closed until the Cedar engine lands: nothing is forwarded that could not be judged.
     return { ...ruled, action: 'deny', gate: 'gate3', error: 'policy_denied', reason: `${ruled.reason}; Cedar engine not configured (fail closed)` };
-  }
-  if (ruled.action === 'approve') {
-    return { ...ruled, action: 'deny', gate: 'gate4', error: 'service_unavailable', reason: `${ruled.reason}; approval engine not available (fail closed)` };
   }
   return ruled;
 }

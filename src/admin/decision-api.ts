@@ -1,0 +1,148 @@
+// The decision API, for agents that ask before they act and for CI: the same gates as the
+// proxy path, answered as data instead of executed. On the traffic port under a reserved
+// prefix that is never forwarded upstream:
+//   POST /api/v1/governance/decide   {action}            → {decision, gate, reason, latency_us, snapshot, trace_id}
+//   POST /api/v1/governance/batch    {"actions": [...]}  → {"results": [...], snapshot, trace_id}
+// A whole batch is judged on one snapshot. Bearer auth when a token is configured.
+import { randomUUID, timingSafeEqual } from 'node:crypto';
+import type { Decision } from '../gates/decision.js';
+import type { Snapshot } from '../policy/types.js';
+import type { HeaderMap } from '../upstream/types.js';
+
+export const API_PREFIX = '/api/v1/governance';
+
+/** One thing an agent may do, in any of the shapes callers use. */
+export interface ApiAction {
+  method?: string;
+  tool?: string;
+  name?: string;
+  tool_name?: string;
+  uri?: string;
+  arguments?: unknown;
+  params?: { name?: unknown; uri?: unknown; arguments?: unknown };
+  source?: string;
+  principal?: string;
+}
+
+export interface ApiQuery {
+  method: string;
+  resource: string | undefined;
+  arguments: unknown;
+  sourceId: string;
+  principal: string | undefined;
+}
+
+export interface ApiResult {
+  decision: 'forward' | 'deny' | 'approve';
+  gate: string | null;
+  reason: string;
+  latency_us: number;
+  tool?: string;
+  rule?: string;
+  policy_ids?: string[];
+  error_code?: number;
+}
+
+export interface DecisionApiDeps {
+  snapshot: () => Snapshot;
+  /** the proxy's own judge: gates 1–3 (and Cedar), before what gate 4 does with approve */
+  judge: (query: ApiQuery, snapshot: Snapshot) => Decision | Promise<Decision>;
+  /** THOUGHTGATE_API_TOKEN; undefined = no auth */
+  token: string | undefined;
+  maxBatchSize: number;
+  errorCodeOf: (d: Decision) => number | undefined;
+}
+
+export interface ApiResponse {
+  status: number;
+  headers: HeaderMap;
+  body: string;
+}
+
+const JSON_HEADERS: HeaderMap = { 'content-type': 'application/json' };
+const GATES: Record<string, string> = { gate1: 'visibility', gate2: 'governance', gate3: 'policy', gate4: 'approval' };
+const RESOURCE_METHOD: Record<string, 'name' | 'uri'> = { 'tools/call': 'name', 'prompts/get': 'name', 'resources/read': 'uri', 'resources/subscribe': 'uri' };
+
+const fail = (status: number, error: string, message: string): ApiResponse => ({ status, headers: JSON_HEADERS, body: JSON.stringify({ error, message }) });
+
+function str(v: unknown): string | undefined {
+  return typeof v === 'string' && v.length > 0 ? v : undefined;
+}
+
+/** Normalises one action; returns an error message when it names nothing judgeable. */
+export function toQuery(a: unknown, defaultSource: string): ApiQuery | string {
+  if (a === null || typeof a !== 'object' || Array.isArray(a)) return 'an action must be an object';
+  const x = a as ApiAction;
+  const named = str(x.tool) ?? str(x.name) ?? str(x.tool_name);
+  const method = str(x.method) ?? (named !== undefined ? 'tools/call' : undefined);
+  if (method === undefined) return 'an action needs a tool (or name) or a method';
+  const field = RESOURCE_METHOD[method];
+  let resource: string | undefined;
+  if (field === 'name') resource = named ?? str(x.params?.name);
+  else if (field === 'uri') resource = str(x.uri) ?? str(x.params?.uri);
+  if (field !== undefined && resource === undefined) return `${method} needs a ${field === 'uri' ? 'uri' : 'tool name'}`;
+  return {
+    method,
+    resource,
+    arguments: x.arguments ?? x.params?.arguments ?? {},
+    sourceId: str(x.source) ?? defaultSource,
+    principal: str(x.principal),
+  };
+}
+
+function toResult(d: Decision, micros: number, resource: string | undefined, errorCode: number | undefined): ApiResult {
+  const r: ApiResult = {
+    decision: d.action === 'policy' ? 'deny' : d.action,
+    gate: d.gate === 'gate1' && d.reason === 'method not governed' ? null : GATES[d.gate] ?? null,
+    reason: d.reason,
+    latency_us: Math.round(micros * 10) / 10,
+  };
+  if (resource !== undefined) r.tool = resource;
+  if (d.rule !== undefined) r.rule = d.rule;
+  if (d.policyIds !== undefined) r.policy_ids = d.policyIds;
+  if (r.decision === 'deny' && errorCode !== undefined) r.error_code = errorCode;
+  return r;
+}
+
+function authorized(headers: HeaderMap, token: string | undefined): boolean {
+  if (token === undefined) return true;
+  const auth = headers['authorization'] ?? '';
+  const given = Buffer.from(auth.startsWith('Bearer ') ? auth.slice(7) : '');
+  const want = Buffer.from(token);
+  return given.length === want.length && timingSafeEqual(given, want);
+}
+
+/** Handles one API request (method, path, headers, body already read). */
+export async function handleDecisionApi(method: string, path: string, headers: HeaderMap, body: Buffer | null, deps: DecisionApiDeps): Promise<ApiResponse> {
+  const route = path.split('?')[0];
+  if (route !== `${API_PREFIX}/decide` && route !== `${API_PREFIX}/batch`) return fail(404, 'not_found', `no such endpoint: ${route}`);
+  if (method !== 'POST') return { ...fail(405, 'method_not_allowed', 'use POST'), headers: { ...JSON_HEADERS, allow: 'POST' } };
+  if (!authorized(headers, deps.token)) return { ...fail(401, 'unauthorized', 'a valid Bearer token is required'), headers: { ...JSON_HEADERS, 'www-authenticate': 'Bearer' } };
+  let input: unknown;
+  try {
+    input = JSON.parse((body ?? Buffer.alloc(0)).toString('utf8'));
+  } catch (e) {
+    return fail(400, 'invalid_json', (e as Error).message);
+  }
+  const snapshot = deps.snapshot(); // one snapshot for the whole request, even if a reload lands meanwhile
+  const traceId = randomUUID();
+  const defaultSource = snapshot.config.sources[0]!.id;
+  const one = async (action: unknown): Promise<ApiResult | { error: string }> => {
+    const q = toQuery(action, defaultSource);
+    if (typeof q === 'string') return { error: q };
+    const t0 = performance.now();
+    const d = await deps.judge(q, snapshot);
+    return toResult(d, (performance.now() - t0) * 1000, q.resource, deps.errorCodeOf(d));
+  };
+  if (route === `${API_PREFIX}/decide`) {
+    const action = input !== null && typeof input === 'object' && 'action' in input ? (input as { action: unknown }).action : input;
+    const r = await one(action);
+    if ('error' in r) return fail(400, 'invalid_action', r.error);
+    return { status: 200, headers: JSON_HEADERS, body: JSON.stringify({ ...r, snapshot: snapshot.version, trace_id: traceId }) };
+  }
+  const actions = input !== null && typeof input === 'object' ? (input as { actions?: unknown }).actions : undefined;
+  if (!Array.isArray(actions) || actions.length === 0) return fail(400, 'invalid_batch', 'expected {"actions": [ ... ]} with at least one action');
+  if (actions.length > deps.maxBatchSize) return fail(413, 'batch_too_large', `${actions.length} actions exceed the maximum of ${deps.maxBatchSize}`);
+  const results = await Promise.all(actions.map(one));
+  return { status: 200, headers: JSON_HEADERS, body: JSON.stringify({ results, snapshot: snapshot.version, trace_id: traceId }) };
+}

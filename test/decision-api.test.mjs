@@ -1,0 +1,133 @@
+// The decision API on the traffic port: same gates as the proxy, answered as data, never
+// forwarded upstream, one snapshot per batch, Bearer auth when configured.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { startProxy, startRecordingUpstream, post, sourceYaml } from './helpers.mjs';
+
+let up, proxy;
+const rules = `    - match: "delete_*"
+      action: deny
+    - match: "pay_*"
+      action: approve
+    - match: "file:///etc/*"
+      action: deny`;
+const expose = `    expose:
+      mode: blocklist
+      tools: ["secret_*"]`;
+
+before(async () => {
+  up = await startRecordingUpstream();
+  proxy = await startProxy(sourceYaml(`    url: ${up.url}`, { rules, expose }));
+});
+after(async () => {
+  await proxy?.stop();
+  up?.close();
+});
+
+const api = async (p, path, body, headers = {}) => {
+  const r = await fetch(`http://127.0.0.1:${p.port}/api/v1/governance/${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+  return { status: r.status, body: await r.json() };
+};
+
+test('batch: seed 003 shape, decisions with gate, reason and latency, one snapshot and trace id', async () => {
+  const r = await api(proxy, 'batch', { actions: [
+    { tool: 'echo', arguments: { a: 1 } },
+    { name: 'delete_user' },
+    { method: 'tools/call', params: { name: 'secret_dump', arguments: {} } },
+    { tool_name: 'pay_invoice' },
+    { method: 'resources/read', uri: 'file:///etc/passwd' },
+    { method: 'tools/list' },
+  ] });
+  assert.equal(r.status, 200);
+  assert.deepEqual(r.body.results.map((x) => x.decision), ['forward', 'deny', 'deny', 'approve', 'deny', 'forward']);
+  assert.deepEqual(r.body.results.map((x) => x.gate), ['governance', 'governance', 'visibility', 'governance', 'governance', null]);
+  assert.deepEqual(r.body.results.map((x) => x.error_code), [undefined, -32014, -32015, undefined, -32014, undefined]);
+  for (const x of r.body.results) {
+    assert.equal(typeof x.reason, 'string');
+    assert.ok(x.latency_us >= 0);
+  }
+  assert.match(r.body.snapshot, /^[0-9a-f]{12}$/);
+  assert.match(r.body.trace_id, /^[0-9a-f-]{36}$/);
+  assert.equal(up.bodies.length, 0, 'nothing reached the upstream');
+});
+
+test('decide: one action, bare or wrapped', async () => {
+  const a = await api(proxy, 'decide', { tool: 'delete_all' });
+  assert.equal(a.body.decision, 'deny');
+  assert.equal(a.body.rule, 'delete_*');
+  const b = await api(proxy, 'decide', { action: { tool: 'echo' } });
+  assert.equal(b.body.decision, 'forward');
+  assert.equal(b.body.snapshot, a.body.snapshot);
+});
+
+test('bad requests get clear 4xx answers', async () => {
+  assert.equal((await api(proxy, 'batch', '{not json')).status, 400);
+  assert.equal((await api(proxy, 'batch', { actions: [] })).status, 400);
+  assert.equal((await api(proxy, 'batch', { nope: 1 })).status, 400);
+  assert.equal((await api(proxy, 'decide', { arguments: {} })).status, 400);
+  assert.equal((await api(proxy, 'decide', { method: 'resources/read' })).status, 400);
+  assert.equal((await api(proxy, 'batch', { actions: Array.from({ length: 101 }, () => ({ tool: 'echo' })) })).status, 413);
+  assert.equal((await api(proxy, 'batch', { actions: Array.from({ length: 100 }, () => ({ tool: 'echo' })) })).status, 200);
+  const unknown = await fetch(`http://127.0.0.1:${proxy.port}/api/v1/governance/other`, { method: 'POST', body: '{}' });
+  assert.equal(unknown.status, 404);
+  const get = await fetch(`http://127.0.0.1:${proxy.port}/api/v1/governance/batch`);
+  assert.equal(get.status, 405);
+  assert.equal(up.bodies.length, 0, 'the reserved prefix is never forwarded');
+});
+
+test('the API and the proxy path agree on every call of a corpus', async () => {
+  const corpus = ['echo', 'get_time', 'delete_user', 'delete_', 'secret_dump', 'secret', 'pay_invoice', 'DELETE_user', 'a/b', 'delete_*', 'sécrèt', ''];
+  const r = await api(proxy, 'batch', { actions: corpus.map((tool) => ({ method: 'tools/call', params: { name: tool } })) });
+  for (let i = 0; i < corpus.length; i++) {
+    const res = await post(proxy.url, { jsonrpc: '2.0', id: i, method: 'tools/call', params: { name: corpus[i], arguments: {} } }, { 'mcp-protocol-version': '2025-06-18' });
+    const viaProxy = res.messages[0];
+    const viaApi = r.body.results[i];
+    if ('error' in viaApi) continue; // '' names nothing: the API refuses it as an action
+    if (viaApi.decision === 'forward') assert.ok(viaProxy.result, `${corpus[i]}: API forward, proxy ${JSON.stringify(viaProxy.error)}`);
+    else if (viaApi.decision === 'deny') assert.equal(viaProxy.error?.code, viaApi.error_code, corpus[i]);
+    else assert.equal(viaProxy.error?.code, -32013, `${corpus[i]}: approve is held (no approval engine yet)`);
+  }
+});
+
+test('a batch is judged on one snapshot even while reloads land', async () => {
+  const p = await startProxy(sourceYaml(`    url: ${up.url}`));
+  try {
+    const configs = [sourceYaml(`    url: ${up.url}`), sourceYaml(`    url: ${up.url}`, { rules: `    - match: "*"\n      action: deny` })];
+    let flips = 0;
+    const flipper = setInterval(() => { writeFileSync(p.cfg, configs[++flips % 2]); p.proc.kill('SIGHUP'); }, 15);
+    const seen = new Set();
+    try {
+      for (let k = 0; k < 30; k++) {
+        const r = await api(p, 'batch', { actions: Array.from({ length: 100 }, (_, i) => ({ tool: `tool_${i}` })) });
+        const kinds = new Set(r.body.results.map((x) => x.decision));
+        assert.equal(kinds.size, 1, `batch ${k} mixed decisions from two snapshots: ${[...kinds]}`);
+        seen.add(`${r.body.snapshot}:${[...kinds][0]}`);
+      }
+    } finally {
+      clearInterval(flipper);
+    }
+    // each snapshot version always maps to the same decision
+    const bySnapshot = new Map();
+    for (const s of seen) {
+      const [v, d] = s.split(':');
+      assert.ok(!bySnapshot.has(v) || bySnapshot.get(v) === d);
+      bySnapshot.set(v, d);
+    }
+  } finally {
+    await p.stop();
+  }
+});
+
+test('THOUGHTGATE_API_TOKEN requires a Bearer token', async () => {
+  const p = await startProxy(sourceYaml(`    url: ${up.url}`), { env: { THOUGHTGATE_API_TOKEN: 's3cret-token' } });
+  try {
+    assert.equal((await api(p, 'decide', { tool: 'echo' })).status, 401);
+    assert.equal((await api(p, 'decide', { tool: 'echo' }, { authorization: 'Bearer wrong' })).status, 401);
+    const ok = await api(p, 'decide', { tool: 'echo' }, { authorization: 'Bearer s3cret-token' });
+    assert.equal(ok.status, 200);
+    assert.equal(ok.body.decision, 'forward');
+  } finally {
+    await p.stop();
+  }
+});
