@@ -121,3 +121,57 @@ test("the repo's own thoughtgate.yaml serves the bundled server: allow, hide and
     await p.stop();
   }
 });
+
+test('thoughtgate check replays cases (YAML and NDJSON) and exits 1 when an expectation fails', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tg-check-'));
+  const cfg = join(dir, 'c.yaml');
+  writeFileSync(cfg, `schema: 1
+sources:
+  - id: up
+    kind: mcp
+    url: http://127.0.0.1:1/mcp
+    expose:
+      mode: blocklist
+      tools: ["secret_*"]
+governance:
+  defaults:
+    action: forward
+  rules:
+    - match: "delete_*"
+      action: deny
+    - match: "pay_*"
+      action: approve
+`);
+  const good = join(dir, 'good.yaml');
+  writeFileSync(good, '- tool: delete_user\n  expect: deny\n- tool: echo\n  expect: forward\n- tool: secret_x\n  expect: deny\n- tool: pay_bill\n  expect: approve\n- method: tools/list\n');
+  const r = run(['check', '--config', cfg, good]);
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, /delete_user\s+deny\s+governance\s+delete_\*\s+deny\s+ok/);
+  assert.match(r.stdout, /secret_x\s+deny\s+visibility/);
+  assert.match(r.stdout, /5 calls, 0 not as expected/);
+  const bad = join(dir, 'bad.ndjson');
+  writeFileSync(bad, '{"tool":"echo","expect":"deny"}\n\n{"method":"tools/call","params":{"name":"delete_me"},"expect":"deny"}\n');
+  const b = run(['check', '--config', cfg, bad]);
+  assert.equal(b.status, 1);
+  assert.match(b.stdout, /echo\s+forward\s+governance\s+\(default\)\s+deny\s+FAIL/);
+  assert.match(b.stdout, /2 calls, 1 not as expected/);
+  const json = run(['check', '--config', cfg, '--json', bad]);
+  assert.equal(JSON.parse(json.stdout)[1].decision, 'deny');
+  const malformed = join(dir, 'm.ndjson');
+  writeFileSync(malformed, '{"tool":"echo"}\n{oops\n');
+  const m = run(['check', '--config', cfg, malformed]);
+  assert.equal(m.status, 1);
+  assert.match(m.stderr, /m\.ndjson:2: not JSON/);
+});
+
+test('thoughtgate validate: ok with a summary, or the error with its location', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tg-validate-'));
+  const ok = run(['validate', '--config', join(ROOT, 'thoughtgate.yaml')]);
+  assert.equal(ok.status, 0);
+  assert.match(ok.stdout, /valid \(snapshot [0-9a-f]{12}\)/);
+  const bad = join(dir, 'bad.yaml');
+  writeFileSync(bad, 'schema: 1\nsources:\n  - id: a\n    kind: mcp\n    url: http://x/mcp\ngovernance:\n  defaults:\n    action: maybe\n');
+  const b = run(['validate', '--config', bad]);
+  assert.equal(b.status, 1);
+  assert.ok(b.stderr.includes(`${bad}:8:`), b.stderr);
+});

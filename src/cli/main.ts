@@ -6,6 +6,8 @@ const TOP_HELP = `thoughtgate — governance proxy for AI agents' MCP tool calls
 
 Usage:
   thoughtgate serve [--config FILE] [--profile production|development] [--bind ADDR]
+  thoughtgate check [--config FILE] [--json] CASES
+  thoughtgate validate [--config FILE]
   thoughtgate --help | --version
 
 Commands:
@@ -13,8 +15,47 @@ Commands:
             hidden or denied by the YAML config, and recorded in the audit trail;
             /health, /ready and /metrics are on the admin port (7469)
 
+  check     replay a file of calls (YAML list or NDJSON: tool or method, arguments,
+            principal, optional expect: forward|deny|approve) against the config and its
+            policies; prints decision, gate and matching rule or policy per call; exits 1
+            when an expectation fails — for testing policies in CI
+  validate  load the config and its policies as serve would; exit 1 with the error's
+            file, line and field when they are invalid
+
 Run 'thoughtgate serve --help' for its flags and environment variables.
 `;
+
+async function check(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    options: { config: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+    allowPositionals: true,
+    strict: true,
+  });
+  if (values.help || positionals.length !== 1) {
+    process.stdout.write('Usage: thoughtgate check [--config FILE] [--json] CASES\n\nCASES: YAML list or NDJSON of {tool|method, arguments, principal, source, expect}\n');
+    return values.help ? 0 : 2;
+  }
+  const { readCases, runCheck, formatTable } = await import('./check.js');
+  const { loadSnapshot } = await import('../policy/snapshot.js');
+  const snapshot = loadSnapshot(values.config ?? process.env['THOUGHTGATE_CONFIG'] ?? './thoughtgate.yaml');
+  const rows = await runCheck(snapshot, readCases(positionals[0]!));
+  process.stdout.write(values.json ? JSON.stringify(rows, null, 2) + '\n' : formatTable(rows));
+  const failed = rows.filter((r) => !r.ok).length;
+  if (!values.json) process.stdout.write(`\n${rows.length} calls, ${failed} not as expected (snapshot ${snapshot.version})\n`);
+  return failed > 0 ? 1 : 0;
+}
+
+async function validate(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { config: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, strict: true });
+  if (values.help) {
+    process.stdout.write('Usage: thoughtgate validate [--config FILE]\n');
+    return 0;
+  }
+  const { validateConfig } = await import('./check.js');
+  process.stdout.write(validateConfig(values.config ?? process.env['THOUGHTGATE_CONFIG'] ?? './thoughtgate.yaml'));
+  return 0;
+}
 
 function serveHelp(): string {
   const width = Math.max(...ENV_HELP.map(([n]) => n.length));
@@ -85,6 +126,10 @@ export async function main(argv: string[]): Promise<number | undefined> {
       }
       case 'serve':
         return await serve(rest);
+      case 'check':
+        return await check(rest);
+      case 'validate':
+        return await validate(rest);
       default:
         process.stderr.write(`thoughtgate: unknown command '${command}'\n\n${TOP_HELP}`);
         return 2;
