@@ -10,7 +10,7 @@ import { decodeBody, type BatchItem } from './framing/decode.js';
 import { judge } from './gates/judge.js';
 import { approvalGate } from './gates/approval.js';
 import { filterListResponse } from './gates/list-filter.js';
-import type { Decision } from './gates/decision.js';
+import type { Decision, Subject } from './gates/decision.js';
 import { LIST_METHODS, isGoverned, resourceFieldOf, resourceNameOf } from './policy/governable.js';
 import type { Snapshot } from './policy/types.js';
 import { Relay, type RelayContext } from './response/relay.js';
@@ -182,14 +182,39 @@ export class Pipeline {
       }
       if (isRequest) {
         const verdict = this.judgeOne(method, params, correlationId, sessionId, snapshot);
+        if (verdict instanceof Promise) {
+          // Gate 3 answered from a worker: carry on when it has decided (the client may have left).
+          verdict.then((v) => {
+            if (ex.aborted) return;
+            if (v !== undefined) this.refuse(ex, method, id, v, correlationId, started);
+            else this.forwardSingle(ex, message, correlationId, started, snapshot);
+          }, (err: unknown) => {
+            if (!ex.aborted) this.refuse(ex, method, id, asGovError(err), correlationId, started);
+          });
+          return;
+        }
         if (verdict !== undefined) {
-          o.telemetry.error(verdict.kind, method);
-          o.telemetry.request(method, method === 'tools/call' ? verdict.tool : undefined, 'error', performance.now() - started);
-          ex.respond(200, JSON_HEADERS, errorBody(id, verdict, correlationId));
+          this.refuse(ex, method, id, verdict, correlationId, started);
           return;
         }
       }
     }
+    this.forwardSingle(ex, message, correlationId, started, snapshot);
+  }
+
+  private refuse(ex: Exchange, method: string, id: unknown, err: GovError, correlationId: string, started: number): void {
+    const o = this.o;
+    o.telemetry.error(err.kind, method);
+    o.telemetry.request(method, method === 'tools/call' ? err.tool : undefined, 'error', performance.now() - started);
+    ex.respond(200, JSON_HEADERS, errorBody(id, err, correlationId));
+  }
+
+  private forwardSingle(ex: Exchange, message: JsonRpcMessage, correlationId: string, started: number, snapshot: Snapshot): void {
+    const o = this.o;
+    const method = (message as { method?: string }).method;
+    const id = (message as { id?: unknown }).id;
+    const params = (message as { params?: Record<string, unknown> }).params;
+    const sessionId = ex.headers['mcp-session-id'];
     const kind = method === undefined ? 'response' : id === undefined ? 'notification' : 'request';
     const tool = method === 'tools/call' && typeof params?.name === 'string' ? (params.name as string) : undefined;
     const ctx = new ExchangeContext(this, method ?? 'response', tool, id, correlationId, started, snapshot, sessionId, kind === 'request');
@@ -220,7 +245,7 @@ export class Pipeline {
    * Judges one request. Returns the error to answer with, or undefined to forward.
    * In audit mode a denial is logged (WOULD_BLOCK) and the call forwarded.
    */
-  judgeOne(method: string, params: Record<string, unknown> | undefined, correlationId: string, sessionId: string | undefined, snapshot: Snapshot): GovError | undefined {
+  judgeOne(method: string, params: Record<string, unknown> | undefined, correlationId: string, sessionId: string | undefined, snapshot: Snapshot): Verdict | Promise<Verdict> {
     const o = this.o;
     if (o.mode === 'bypass') return undefined;
     if (!isGoverned(method)) return undefined;
@@ -231,7 +256,19 @@ export class Pipeline {
     const t0 = performance.now();
     // One source per sidecar; read from the snapshot so a reload that renames it applies at once.
     const sourceId = snapshot.config.sources[0]!.id;
-    const decision = approvalGate(judge({ method, resource, sourceId }, snapshot));
+    const subject: Subject = { method, resource, sourceId, arguments: params?.arguments, principal: o.principal };
+    const decided = judge(subject, snapshot);
+    if (decided instanceof Promise) {
+      return decided.then((d) => this.settle(d, subject, correlationId, sessionId, snapshot, t0));
+    }
+    return this.settle(decided, subject, correlationId, sessionId, snapshot, t0);
+  }
+
+  /** Records a decision (metrics, audit, WOULD_BLOCK) and turns it into what to answer. */
+  private settle(judged: Decision, subject: Subject, correlationId: string, sessionId: string | undefined, snapshot: Snapshot, t0: number): Verdict {
+    const o = this.o;
+    const { method, resource, sourceId } = subject;
+    const decision = approvalGate(judged);
     const judgeMs = performance.now() - t0;
     const blocked = decision.action === 'deny';
     const wouldBlock = blocked && o.mode === 'audit';
@@ -254,6 +291,33 @@ export class Pipeline {
       ex.respond(200, JSON_HEADERS, errorBody(null, err, correlationId));
       return;
     }
+    // Every element is judged on the one snapshot this request started with.
+    const verdicts: (Verdict | Promise<Verdict>)[] = new Array(items.length);
+    let pending = false;
+    for (let i = 0; i < items.length; i++) {
+      const item = items[i]!;
+      if (!item.ok) continue;
+      const m = item.message as { id?: unknown; method?: string; params?: Record<string, unknown> };
+      if (m.method !== undefined && m.id !== undefined && m.method !== 'initialize') {
+        const v = this.judgeOne(m.method, m.params, correlationId, sessionId, snapshot);
+        if (v instanceof Promise) pending = true;
+        verdicts[i] = v;
+      }
+    }
+    if (pending) {
+      Promise.all(verdicts).then((vs) => {
+        if (!ex.aborted) this.forwardBatch(ex, items, vs, correlationId, started, snapshot);
+      }, (err: unknown) => {
+        if (!ex.aborted) ex.respond(200, JSON_HEADERS, errorBody(null, asGovError(err), correlationId));
+      });
+      return;
+    }
+    this.forwardBatch(ex, items, verdicts as Verdict[], correlationId, started, snapshot);
+  }
+
+  private forwardBatch(ex: Exchange, items: BatchItem[], verdicts: Verdict[], correlationId: string, started: number, snapshot: Snapshot): void {
+    const o = this.o;
+    const sessionId = ex.headers['mcp-session-id'];
     const collector = new BatchCollector(items.length);
     const forward: string[] = [];
     for (let i = 0; i < items.length; i++) {
@@ -269,7 +333,7 @@ export class Pipeline {
         continue;
       }
       if (m.method !== undefined && m.id !== undefined) {
-        const denied = this.judgeOne(m.method, m.params, correlationId, sessionId, snapshot);
+        const denied = verdicts[i];
         if (denied !== undefined) {
           collector.answer(i, errorBody(m.id, denied, correlationId));
           continue;
@@ -310,6 +374,15 @@ export class Pipeline {
   get options(): PipelineOptions {
     return this.o;
   }
+}
+
+/** What judging a request comes to: the error to answer with, or undefined to forward. */
+type Verdict = GovError | undefined;
+
+function asGovError(err: unknown): GovError {
+  if (err instanceof GovError) return err;
+  // Fail closed: a gate that could not decide denies.
+  return new GovError('policy_denied', { details: `evaluation failed: ${(err as Error)?.message ?? String(err)}` });
 }
 
 function isJsonContentType(type: string | undefined): boolean {

@@ -27,6 +27,10 @@ export interface Subject {
   /** tool name, resource URI or prompt name; undefined for methods that are not governed */
   resource: string | undefined;
   sourceId: string;
+  /** tools/call arguments, for policies that read them (gate 3) */
+  arguments?: unknown;
+  /** who is calling, for policies that read it (gate 3) */
+  principal?: string;
 }
 
 export const FORWARD_UNGOVERNED: Decision = Object.freeze({
