@@ -4,7 +4,8 @@
 // numbers against bench/targets.json. Progress goes to stderr, the report to stdout.
 //
 //   node bench/run.mjs                 full run; exit 1 when a target is missed
-//   node bench/run.mjs --smoke         a few seconds; exit 1 only when a suite failed to run
+//   node bench/run.mjs --smoke         every suite, tiny (~30 s); exit 1 only when a suite failed
+//                                      to run or left one of its figures without a number
 //   --duration S    seconds per load run (default 5; smoke 1)
 //   --reps N        interleaved rounds per target (default 3; smoke 1)
 //   --only A,B      suites to run: toolscall, latency, wrk, rules, sse, big, batch, startup
