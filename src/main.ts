@@ -6,7 +6,8 @@ import type { Settings } from './cli/settings.js';
 import { codeOf } from './core/errors.js';
 import { judge } from './gates/judge.js';
 import { Pipeline, type DecisionRecord, type PipelineTelemetry } from './pipeline.js';
-import { loadSnapshot } from './policy/snapshot.js';
+import { loadFullSnapshot } from './load-snapshot.js';
+import { resolveIdentity } from './gates/cedar/principal.js';
 import { watchFiles } from './policy/watch.js';
 import type { Snapshot, SourceConfig } from './policy/types.js';
 import { originPolicy } from './session/origin.js';
@@ -38,6 +39,7 @@ class Telemetry implements PipelineTelemetry {
   decision(r: DecisionRecord): void {
     const d = r.decision;
     metrics.recordDecision(d.gate, d.action);
+    if (d.cedar !== undefined) metrics.recordCedar(d.action === 'deny' ? 'deny' : 'allow', d.policyIds?.[0] ?? d.policyId ?? 'default', d.cedar.micros / 1000);
     const decision = r.wouldBlock ? 'would_block' : d.action;
     if (r.wouldBlock) {
       logger.info({ server_id: r.sourceId, tool: r.tool, decision: d.action, gate: GATE_NAMES[d.gate], reason: d.reason, correlation_id: r.correlationId }, 'WOULD_BLOCK');
@@ -45,7 +47,7 @@ class Telemetry implements PipelineTelemetry {
       logger.info({ server_id: r.sourceId, tool: r.tool, gate: GATE_NAMES[d.gate], reason: d.reason, correlation_id: r.correlationId }, 'BLOCKED');
     }
     this.audit.write({
-      correlationId: r.correlationId, session: r.session, principal: r.principal, method: r.method, tool: r.tool,
+      correlationId: r.correlationId, session: r.session, principal: r.principal.id, method: r.method, tool: r.tool,
       source: r.sourceId, gate: GATE_NAMES[d.gate], decision, mode: r.mode, reason: d.reason, durationMs: r.judgeMs, snapshot: r.snapshot,
     });
   }
@@ -104,10 +106,14 @@ export async function startSidecar(s: Settings): Promise<Sidecar> {
   const admin = await startAdminServer({ port: s.adminPort, host: s.adminBind, metrics, readiness: () => ready, version: VERSION, lifecycle: () => (stopped ? 'stopped' : 'ready') });
 
   const configPath = resolve(s.configPath);
+  const cedarSettings = { workers: s.cedarWorkers, queue: s.cedarQueue };
+  const identity = resolveIdentity(process.env);
+  logger.info({ principal: identity.principal.id, namespace: identity.principal.namespace, from: identity.source }, 'caller identity');
   let snapshot: Snapshot;
   try {
-    snapshot = loadSnapshot(configPath);
+    snapshot = await loadFullSnapshot(configPath, cedarSettings);
     for (const w of snapshot.config.warnings) logger.warn(w);
+    if (snapshot.cedar !== undefined) metrics.setCedarPoliciesLoaded(snapshot.cedar.policyCount);
     metrics.recordConfigLoad('success', false);
   } catch (e) {
     metrics.recordConfigLoad('failure', false);
@@ -134,13 +140,16 @@ export async function startSidecar(s: Settings): Promise<Sidecar> {
     upstream,
     sessions: new SessionTable(100_000, Math.max(s.stdioIdleMs, 3_600_000)),
     origin: originPolicy(s.allowedOrigins),
-    principal: s.principal,
+    principal: identity.principal,
     telemetry: new Telemetry(audit),
     maxEventBytes: s.maxEventBytes,
     draining: () => draining,
     decisionApi: {
       snapshot: () => snapshot,
-      judge: (q, snap) => judge({ method: q.method, resource: q.resource, sourceId: q.sourceId }, snap),
+      judge: (q, snap) => judge({
+        method: q.method, resource: q.resource, sourceId: q.sourceId, arguments: q.arguments,
+        principal: q.principal === undefined ? identity.principal : { ...identity.principal, id: q.principal },
+      }, snap),
       token: s.apiToken,
       maxBatchSize: s.limits.maxBatchSize,
       errorCodeOf: (d) => (d.error === undefined ? undefined : codeOf(d.error)),
@@ -158,21 +167,27 @@ export async function startSidecar(s: Settings): Promise<Sidecar> {
   // it in one assignment; requests already started keep the one they captured.
   let reloading: Promise<void> | undefined;
   const reload = (why: string): Promise<void> => {
-    reloading = (reloading ?? Promise.resolve()).then(() => {
+    reloading = (reloading ?? Promise.resolve()).then(async () => {
       const old = snapshot;
+      let next: Snapshot | undefined;
       try {
-        const next = loadSnapshot(configPath);
+        next = await loadFullSnapshot(configPath, cedarSettings);
         const changed = upstreamChange(old.config.sources[0]!, next.config.sources[0]!);
         if (changed !== undefined) throw new Error(`${configPath}: sources[0].${changed} changed; connecting to another upstream needs a restart`);
         if (next.version === old.version) {
           logger.info({ why, snapshot: old.version }, 'reload: configuration unchanged');
+          await next.cedar?.close();
           return;
         }
-        snapshot = next;
+        snapshot = next; // the swap: one assignment; requests in flight keep the snapshot they started with
         metrics.recordConfigLoad('success', true);
+        metrics.setCedarPoliciesLoaded(next.cedar?.policyCount ?? 0);
         for (const w of next.config.warnings) logger.warn(w);
         logger.info({ why, from: old.version, to: next.version }, 'reload: new snapshot in effect');
+        // The old engine answers stragglers inline after close, so it can go now.
+        await old.cedar?.close();
       } catch (e) {
+        if (next !== undefined && next !== snapshot) await next.cedar?.close();
         metrics.recordConfigLoad('failure', true);
         logger.error({ why, snapshot: old.version, error: (e as Error).message }, 'reload failed; the previous snapshot keeps serving');
       }
@@ -209,6 +224,7 @@ export async function startSidecar(s: Settings): Promise<Sidecar> {
         logger.warn({ in_flight: pipeline.postsInFlight }, 'drain timed out; closing remaining exchanges');
       }
       await upstream.close();
+      await snapshot.cedar?.close();
       stopReopen();
       watcher.close();
       process.off('SIGHUP', onSighup);

@@ -11,6 +11,7 @@ import { judge } from './gates/judge.js';
 import { approvalGate } from './gates/approval.js';
 import { filterListResponse } from './gates/list-filter.js';
 import type { Decision, Subject } from './gates/decision.js';
+import type { Principal } from './core/policy-engine.js';
 import { LIST_METHODS, isGoverned, resourceFieldOf, resourceNameOf } from './policy/governable.js';
 import type { Snapshot } from './policy/types.js';
 import { Relay, type RelayContext } from './response/relay.js';
@@ -28,7 +29,7 @@ export type Mode = 'enforce' | 'audit' | 'bypass';
 export interface DecisionRecord {
   correlationId: string;
   session: string | undefined;
-  principal: string;
+  principal: Principal;
   method: string;
   tool: string | undefined;
   sourceId: string;
@@ -57,7 +58,8 @@ export interface PipelineOptions {
   upstream: Upstream;
   sessions: SessionTable;
   origin: OriginPolicy;
-  principal: string;
+  /** who this sidecar's caller is (pod labels, service account, or the configured default) */
+  principal: Principal;
   telemetry: PipelineTelemetry;
   /** longest SSE event relayed from the upstream */
   maxEventBytes: number;

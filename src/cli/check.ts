@@ -6,8 +6,16 @@ import { parse as parseYaml } from 'yaml';
 import { toQuery, type ApiQuery } from '../admin/decision-api.js';
 import type { Decision } from '../gates/decision.js';
 import { judge } from '../gates/judge.js';
-import { loadSnapshot } from '../policy/snapshot.js';
+import { resolvePrincipal } from '../gates/cedar/principal.js';
+import type { Principal } from '../core/policy-engine.js';
+import { loadFullSnapshot } from '../load-snapshot.js';
 import type { Snapshot } from '../policy/types.js';
+
+/** The identity a check case runs as: the one this machine resolves, or the case's own id. */
+function principalOf(id: string | undefined): Principal {
+  const p = resolvePrincipal(process.env);
+  return id === undefined ? p : { ...p, id };
+}
 
 const GATES: Record<string, string> = { gate1: 'visibility', gate2: 'governance', gate3: 'policy', gate4: 'approval' };
 
@@ -65,7 +73,8 @@ export interface CheckRow {
 export async function runCheck(
   snapshot: Snapshot,
   cases: CheckCase[],
-  decide: (q: ApiQuery, s: Snapshot) => Decision | Promise<Decision> = (q, s) => judge({ method: q.method, resource: q.resource, sourceId: q.sourceId }, s),
+  decide: (q: ApiQuery, s: Snapshot) => Decision | Promise<Decision> = (q, s) =>
+    judge({ method: q.method, resource: q.resource, sourceId: q.sourceId, arguments: q.arguments, principal: principalOf(q.principal) }, s),
 ): Promise<CheckRow[]> {
   const rows: CheckRow[] = [];
   const source = snapshot.config.sources[0]!.id;
@@ -79,7 +88,7 @@ export async function runCheck(
       call: q.resource === undefined ? q.method : q.method === 'tools/call' ? q.resource : `${q.method} ${q.resource}`,
       decision,
       gate: d.reason === 'method not governed' ? '-' : GATES[d.gate] ?? d.gate,
-      matched: d.policyIds?.join(',') ?? d.rule ?? (d.reason.startsWith('no rule matched') ? '(default)' : '-'),
+      matched: d.policyIds?.length ? d.policyIds.join(',') : d.gate === 'gate3' ? '(no permit)' : d.rule ?? (d.reason.startsWith('no rule matched') ? '(default)' : '-'),
       expect: c.expect ?? '',
       ok: c.expect === undefined || c.expect === decision,
     });
@@ -96,11 +105,12 @@ export function formatTable(rows: CheckRow[]): string {
 }
 
 /** `thoughtgate validate`: loads config and policies exactly as `serve` would. */
-export function validateConfig(path: string): string {
-  const s = loadSnapshot(path);
+export async function validateConfig(path: string): Promise<string> {
+  const s = await loadFullSnapshot(path, { workers: 0, queue: 1 });
+  await s.cedar?.close();
   const c = s.config;
   const lines = [`${path}: valid (snapshot ${s.version})`, `  sources: ${c.sources.map((x) => `${x.id} (${x.url ?? `command: ${x.command}`})`).join(', ')}`, `  rules: ${c.governance.rules.length}, default: ${c.governance.defaults.action}`];
-  if (c.cedar) lines.push(`  cedar policies: ${c.cedar.policies.join(', ')}`);
+  if (c.cedar) lines.push(`  cedar: ${s.cedar?.policyCount ?? 0} policies from ${c.cedar.policies.join(', ')}${c.cedar.schema ? `, validated against ${c.cedar.schema}` : ''}`);
   for (const w of c.warnings) lines.push(`  warning: ${w}`);
   return lines.join('\n') + '\n';
 }

@@ -37,9 +37,11 @@ async function check(args: string[]): Promise<number> {
     return values.help ? 0 : 2;
   }
   const { readCases, runCheck, formatTable } = await import('./check.js');
-  const { loadSnapshot } = await import('../policy/snapshot.js');
-  const snapshot = loadSnapshot(values.config ?? process.env['THOUGHTGATE_CONFIG'] ?? './thoughtgate.yaml');
+  const { loadFullSnapshot } = await import('../load-snapshot.js');
+  // Cedar on this thread: a CLI run needs no worker pool.
+  const snapshot = await loadFullSnapshot(values.config ?? process.env['THOUGHTGATE_CONFIG'] ?? './thoughtgate.yaml', { workers: 0, queue: 1 });
   const rows = await runCheck(snapshot, readCases(positionals[0]!));
+  await snapshot.cedar?.close();
   process.stdout.write(values.json ? JSON.stringify(rows, null, 2) + '\n' : formatTable(rows));
   const failed = rows.filter((r) => !r.ok).length;
   if (!values.json) process.stdout.write(`\n${rows.length} calls, ${failed} not as expected (snapshot ${snapshot.version})\n`);
@@ -53,7 +55,7 @@ async function validate(args: string[]): Promise<number> {
     return 0;
   }
   const { validateConfig } = await import('./check.js');
-  process.stdout.write(validateConfig(values.config ?? process.env['THOUGHTGATE_CONFIG'] ?? './thoughtgate.yaml'));
+  process.stdout.write(await validateConfig(values.config ?? process.env['THOUGHTGATE_CONFIG'] ?? './thoughtgate.yaml'));
   return 0;
 }
 

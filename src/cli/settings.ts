@@ -22,7 +22,9 @@ export interface Settings {
   maxEventBytes: number;
   allowedOrigins: string[];
   auditPath: string;
-  principal: string;
+  /** Cedar worker threads (0 = evaluate on the main thread) and their bounded queue */
+  cedarWorkers: number;
+  cedarQueue: number;
   /** Bearer token the decision API requires; undefined = open */
   apiToken: string | undefined;
   limits: Limits;
@@ -72,7 +74,10 @@ export const ENV_HELP: ReadonlyArray<readonly [string, string]> = [
   ['THOUGHTGATE_UPSTREAM_CONNECTIONS', 'HTTP upstream connection pool size (default 128)'],
   ['THOUGHTGATE_ALLOWED_ORIGINS', 'comma-separated Origins allowed besides localhost ones; * allows any'],
   ['THOUGHTGATE_AUDIT_PATH', 'audit trail file, NDJSON (default ./thoughtgate-audit.ndjson; - for stdout)'],
-  ['THOUGHTGATE_PRINCIPAL', 'principal recorded in the audit trail (default $HOSTNAME or local)'],
+  ['THOUGHTGATE_PRINCIPAL', 'caller identity when no pod labels or service account are found (default $USER or local)'],
+  ['THOUGHTGATE_POD_LABELS_FILE', 'downward-API pod labels file the identity is read from (default /etc/podinfo/labels)'],
+  ['THOUGHTGATE_CEDAR_WORKERS', 'Cedar worker threads; 0 evaluates on the main thread (default 1)'],
+  ['THOUGHTGATE_CEDAR_QUEUE', 'Cedar evaluations waiting for a worker; more get -32009 (default 256)'],
   ['THOUGHTGATE_API_TOKEN', 'Bearer token required by the decision API (/api/v1/governance/*); unset = open'],
   ['THOUGHTGATE_LOG_LEVEL', 'log level: debug, info (default), warn, error'],
 ];
@@ -123,7 +128,8 @@ export function resolveSettings(flags: Flags, env: Env = process.env): Settings 
     maxEventBytes: int(env, 'THOUGHTGATE_MAX_SSE_EVENT_BYTES', 16 * 1024 * 1024, 1024, 1 << 30),
     allowedOrigins: origins,
     auditPath: env['THOUGHTGATE_AUDIT_PATH'] ?? './thoughtgate-audit.ndjson',
-    principal: env['THOUGHTGATE_PRINCIPAL'] ?? env['HOSTNAME'] ?? 'local',
+    cedarWorkers: int(env, 'THOUGHTGATE_CEDAR_WORKERS', 1, 0, 64),
+    cedarQueue: int(env, 'THOUGHTGATE_CEDAR_QUEUE', 256, 1, 1_000_000),
     apiToken: env['THOUGHTGATE_API_TOKEN'] || undefined,
     limits,
   };

@@ -1,5 +1,6 @@
 // What a gate says about one message. Gates are pure: (message facts, snapshot) → Decision.
 import type { ErrorKind } from '../core/errors.js';
+import type { Principal } from '../core/policy-engine.js';
 import type { Action } from '../policy/types.js';
 
 export type GateName = 'gate1' | 'gate2' | 'gate3' | 'gate4';
@@ -18,6 +19,8 @@ export interface Decision {
   policyId?: string;
   /** Cedar policies that determined the outcome (gate 3) */
   policyIds?: string[];
+  /** how gate 3 answered, for its metrics */
+  cedar?: { micros: number; cached: boolean };
   approval?: string;
 }
 
@@ -30,7 +33,7 @@ export interface Subject {
   /** tools/call arguments, for policies that read them (gate 3) */
   arguments?: unknown;
   /** who is calling, for policies that read it (gate 3) */
-  principal?: string;
+  principal?: Principal;
 }
 
 export const FORWARD_UNGOVERNED: Decision = Object.freeze({
@@ -38,3 +41,6 @@ export const FORWARD_UNGOVERNED: Decision = Object.freeze({
   gate: 'gate1',
   reason: 'method not governed',
 }) as Decision;
+
+/** The principal when none was resolved (tests, tools): a local caller with no roles. */
+export const LOCAL_PRINCIPAL: Principal = Object.freeze({ id: 'local', namespace: 'local', serviceAccount: 'local', roles: [], labels: {} }) as Principal;

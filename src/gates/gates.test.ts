@@ -6,7 +6,11 @@ import type { Snapshot } from '../policy/types.js';
 import { judge as judgeGates } from './judge.js';
 import { approvalGate } from './approval.js';
 
-const judge = (subject: Parameters<typeof judgeGates>[0], snapshot: Snapshot) => approvalGate(judgeGates(subject, snapshot));
+import type { Decision } from './decision.js';
+
+// No cedar section in these snapshots: every decision is synchronous.
+const judgeSync = (subject: Parameters<typeof judgeGates>[0], snapshot: Snapshot) => judgeGates(subject, snapshot) as Decision;
+const judge = (subject: Parameters<typeof judgeGates>[0], snapshot: Snapshot) => approvalGate(judgeSync(subject, snapshot));
 import { filterListResponse } from './list-filter.js';
 
 function snapshotOf(yaml: string): Snapshot {
@@ -107,7 +111,7 @@ governance:
 });
 
 test('without gate 4, judge reports approve and the approval gate refuses it', () => {
-  assert.equal(judgeGates(subject('pay_x'), base).action, 'approve');
+  assert.equal(judgeSync(subject('pay_x'), base).action, 'approve');
   const held = judge(subject('pay_x'), base);
   assert.equal(held.action, 'deny');
   assert.match(held.reason, /approval engine not available/);

@@ -1,19 +1,50 @@
 // The gate order, written once. Shared by the sidecar, the stdio shim and the decision API.
 // The result is the governance decision (forward, deny, or approve = needs a human); what the
-// proxy does with `approve` is gate 4's business (approval.ts).
+// proxy does with `approve` is gate 4's business (approval.ts). Gate 3 may answer from a
+// worker, so judge returns a Decision or a promise of one.
+import type { CedarDecision } from '../core/policy-engine.js';
 import type { Snapshot } from '../policy/types.js';
-import { FORWARD_UNGOVERNED, type Decision, type Subject } from './decision.js';
+import { FORWARD_UNGOVERNED, LOCAL_PRINCIPAL, type Decision, type Subject } from './decision.js';
 import { visibilityGate } from './visibility.js';
 import { rulesGate } from './rules.js';
 
-export function judge(subject: Subject, snapshot: Snapshot): Decision {
+export function judge(subject: Subject, snapshot: Snapshot): Decision | Promise<Decision> {
   if (subject.resource === undefined) return FORWARD_UNGOVERNED;
   const hidden = visibilityGate(subject, snapshot);
   if (hidden !== undefined) return hidden;
   const ruled = rulesGate(subject, snapshot);
-  if (ruled.action === 'policy') {
-    // Fail closed until the Cedar engine lands: nothing is forwarded that could not be judged.
-    return { ...ruled, action: 'deny', gate: 'gate3', error: 'policy_denied', reason: `${ruled.reason}; Cedar engine not configured (fail closed)` };
+  if (ruled.action !== 'policy') return ruled;
+  return policyGate(subject, snapshot, ruled);
+}
+
+/** Gate 3: Cedar. No engine, an error, a forbid or no permit: deny (fail closed). */
+function policyGate(subject: Subject, snapshot: Snapshot, ruled: Decision): Decision | Promise<Decision> {
+  const cedar = snapshot.cedar;
+  if (cedar === undefined) {
+    return { ...ruled, action: 'deny', gate: 'gate3', error: 'policy_denied', reason: `${ruled.reason}; no cedar policies configured (fail closed)` };
   }
-  return ruled;
+  const out = cedar.decide({
+    method: subject.method,
+    resource: subject.resource,
+    arguments: subject.arguments,
+    sourceId: subject.sourceId,
+    policyId: ruled.policyId ?? 'default',
+    principal: subject.principal ?? LOCAL_PRINCIPAL,
+  });
+  return out instanceof Promise ? out.then((d) => fromCedar(d, ruled)) : fromCedar(out, ruled);
+}
+
+function fromCedar(c: CedarDecision, ruled: Decision): Decision {
+  const d: Decision = {
+    action: c.outcome,
+    gate: 'gate3',
+    reason: c.reason,
+    policyIds: c.policyIds as string[],
+    cedar: { micros: c.micros, cached: c.cached },
+  };
+  if (ruled.rule !== undefined) d.rule = ruled.rule;
+  if (ruled.policyId !== undefined) d.policyId = ruled.policyId;
+  if (ruled.approval !== undefined) d.approval = ruled.approval;
+  if (c.outcome === 'deny') d.error = 'policy_denied';
+  return d;
 }

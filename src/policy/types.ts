@@ -1,3 +1,5 @@
+import type { PolicyEngine } from '../core/policy-engine.js';
+
 // The validated, normalised ThoughtGate configuration (schema: 1) and the immutable policy
 // snapshot built from it. Both YAML forms of the original (README's and code's) normalise to
 // these shapes, so nothing downstream knows which form the operator wrote.
@@ -105,4 +107,6 @@ export interface Snapshot {
   readonly sources: ReadonlyMap<string, CompiledSource>;
   readonly rules: readonly CompiledRule[];
   readonly defaultAction: Action;
+  /** gate 3: the prepared Cedar policies of this snapshot (absent when the config has no `cedar:`) */
+  readonly cedar?: PolicyEngine;
 }

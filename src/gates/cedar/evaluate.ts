@@ -1,0 +1,207 @@
+// One decision = one `statefulIsAuthorized` call against a set prepared once per thread
+// (compile.ts explains the rewrite). Shared by the piscina worker and the inline path, so
+// both compute the same answer from the same inputs.
+import { ArgumentError, toCedarArguments, type CedarJson } from './args.js';
+import { ACT_APPROVE, ACT_FORWARD, ACT_MCP_METHOD, ACT_TOOLS_CALL, ACTION_NAME, type Plan } from './compile.js';
+import { CedarLoadError, type CedarVerdict, type Principal } from './types.js';
+import { cedar } from './wasm.js';
+
+/** What crosses to a worker: CedarInput with `now` resolved and unneeded arguments dropped. */
+export interface WireInput {
+  method: string;
+  resource: string | undefined;
+  arguments: unknown;
+  sourceId: string;
+  policyId: string;
+  principal: Principal;
+  now: number;
+}
+
+export interface Prepared {
+  plan: Plan;
+  toolSetId: string | undefined;
+  methodSetId: string | undefined;
+}
+
+const EVAL_ACTION = { type: 'ThoughtGate::Action', id: 'evaluate' };
+const DEFAULT_DENY = 'No policy permits this action (default-deny)';
+
+/** Preparse the plan's two sets in this thread (thread-local in cedar-wasm, keyed by version). */
+export function prepare(plan: Plan): Prepared {
+  const one = (name: string, idx: number[]): string | undefined => {
+    if (idx.length === 0) return undefined;
+    const id = `thoughtgate:${plan.version}:${name}`;
+    const staticPolicies: Record<string, string> = {};
+    for (const i of idx) staticPolicies[`c${i}`] = plan.texts[i]!;
+    const r = cedar.preparsePolicySet(id, { staticPolicies });
+    if (r.type === 'failure') throw new CedarLoadError(r.errors.map((e) => `internal: prepared set ${name}: ${e.message}`));
+    return id;
+  };
+  return { plan, toolSetId: one('tool', plan.toolSet), methodSetId: one('method', plan.methodSet) };
+}
+
+function deny(reason: string, policyIds: string[] = [], errors: string[] = []): CedarVerdict {
+  return { outcome: 'deny', policyIds, reason, errors };
+}
+
+function failed(errors: string[], policyIds: string[] = []): CedarVerdict {
+  return deny(`Policy evaluation errors: ${errors.join('; ')}`, policyIds, errors);
+}
+
+/** The resource entity id: the tool for tools/call, the method otherwise (the original's model). */
+function resourceUid(input: WireInput): { type: string; id: string } {
+  return input.method === 'tools/call'
+    ? { type: 'ThoughtGate::ToolCall', id: input.resource ?? '' }
+    : { type: 'ThoughtGate::McpMethod', id: input.method };
+}
+
+export function evaluate(p: Prepared, input: WireInput): CedarVerdict {
+  const { plan } = p;
+  const needs = plan.needs;
+  const isTool = input.method === 'tools/call';
+  const setId = isTool ? p.toolSetId : p.methodSetId;
+  if (setId === undefined) return deny(DEFAULT_DENY);
+
+  const entities: { uid: { type: string; id: string }; attrs: Record<string, CedarJson>; parents: { type: string; id: string }[] }[] = [];
+  const resource = resourceUid(input);
+  if (needs.resource.length > 0) {
+    const attrs: Record<string, CedarJson> = {};
+    const named = input.resource ?? '';
+    for (const a of needs.resource) {
+      switch (a) {
+        case 'name':
+        case 'tool_name':
+          attrs[a] = named;
+          break;
+        case 'method':
+          attrs[a] = input.method;
+          break;
+        case 'server':
+          attrs[a] = input.sourceId;
+          break;
+        case 'uri':
+          attrs[a] = input.method.startsWith('resources/') ? named : '';
+          break;
+        case 'arguments':
+          try {
+            attrs[a] = toCedarArguments(input.arguments);
+          } catch (e) {
+            if (e instanceof ArgumentError) return failed([`arguments: ${e.message}`]);
+            throw e;
+          }
+          break;
+      }
+    }
+    entities.push({ uid: resource, attrs, parents: [] });
+  }
+  const pr = input.principal;
+  const principal = { type: 'ThoughtGate::App', id: pr.id };
+  if (needs.principalEntity) {
+    const attrs: Record<string, CedarJson> = {};
+    for (const a of needs.principal) {
+      switch (a) {
+        case 'name':
+          attrs[a] = pr.id;
+          break;
+        case 'namespace':
+          attrs[a] = pr.namespace;
+          break;
+        case 'service_account':
+          attrs[a] = pr.serviceAccount;
+          break;
+        case 'roles':
+          attrs[a] = [...pr.roles];
+          break;
+        case 'labels':
+          attrs[a] = { ...pr.labels };
+          break;
+      }
+    }
+    entities.push({ uid: principal, attrs, parents: pr.roles.map((r) => ({ type: 'ThoughtGate::Role', id: r })) });
+    if (needs.roleEntities) for (const r of pr.roles) entities.push({ uid: { type: 'ThoughtGate::Role', id: r }, attrs: { name: r }, parents: [] });
+  }
+  const context: Record<string, CedarJson> = {};
+  for (const a of needs.context) {
+    if (a === 'policy_id') context[a] = input.policyId;
+    else if (a === 'source_id') context[a] = input.sourceId;
+    else if (a === 'time') {
+      const t: Record<string, CedarJson> = {};
+      for (const m of needs.time) {
+        if (m === 'hour') t[m] = Math.floor(input.now / 3_600_000) % 24;
+        else if (m === 'day_of_week') t[m] = (Math.floor(input.now / 86_400_000) + 4) % 7; // 1970-01-01 was a Thursday
+        else if (m === 'timestamp') t[m] = Math.floor(input.now / 1000);
+      }
+      context[a] = t;
+    }
+  }
+
+  const answer = cedar.statefulIsAuthorized({
+    principal,
+    action: EVAL_ACTION,
+    resource,
+    context,
+    preparsedPolicySetId: setId,
+    entities: entities as never,
+  });
+  if (answer.type === 'failure') return failed(answer.errors.map((e) => e.message));
+
+  const diag = answer.response.diagnostics;
+  if (diag.errors.length > 0) {
+    const ids: string[] = [];
+    const msgs: string[] = [];
+    const sorted = [...diag.errors].sort((a, b) => Number(a.policyId.slice(1)) - Number(b.policyId.slice(1)));
+    for (const e of sorted) {
+      const copy = plan.copies[Number(e.policyId.slice(1))];
+      const pol = copy === undefined ? undefined : plan.policies[copy.policy];
+      if (pol !== undefined && !ids.includes(pol.id)) ids.push(pol.id);
+      msgs.push(`${pol?.label ?? e.policyId}: ${e.error.message}`);
+    }
+    return failed(msgs, ids);
+  }
+
+  // per action: satisfied permits / forbids that admit it
+  const code = isTool ? ACT_TOOLS_CALL : ACT_MCP_METHOD;
+  let permitF: number[] | undefined;
+  let permitA: number[] | undefined;
+  let permitC: number[] | undefined;
+  let forbidBits = 0;
+  let forbids: number[] | undefined;
+  for (const key of diag.reason) {
+    const copy = plan.copies[Number(key.slice(1))];
+    if (copy === undefined) continue;
+    if (copy.forbid) {
+      forbidBits |= copy.actions;
+      (forbids ??= []).includes(copy.policy) || forbids.push(copy.policy);
+    } else {
+      if (copy.actions & ACT_FORWARD) (permitF ??= []).push(copy.policy);
+      if (copy.actions & ACT_APPROVE) (permitA ??= []).push(copy.policy);
+      if (copy.actions & code) (permitC ??= []).push(copy.policy);
+    }
+  }
+  // Cedar reports policies in hash order, which differs between threads: sort by file order
+  const order = (xs: number[]): number[] => [...new Set(xs)].sort((a, b) => a - b);
+  const ids = (xs: number[]): string[] => order(xs).map((i) => plan.policies[i]!.id);
+  const labels = (xs: number[]): string => order(xs).map((i) => plan.policies[i]!.label).join(', ');
+  if (permitF !== undefined && (forbidBits & ACT_FORWARD) === 0) {
+    return { outcome: 'forward', policyIds: ids(permitF), reason: `Permitted by policy: ${labels(permitF)} (action Forward)`, errors: [] };
+  }
+  if (permitA !== undefined && (forbidBits & ACT_APPROVE) === 0) {
+    return { outcome: 'approve', policyIds: ids(permitA), reason: `Approval required by policy: ${labels(permitA)} (action Approve)`, errors: [] };
+  }
+  if (permitC !== undefined && (forbidBits & code) === 0) {
+    return { outcome: 'approve', policyIds: ids(permitC), reason: `Approval required by policy: ${labels(permitC)} (action ${ACTION_NAME[code]})`, errors: [] };
+  }
+  // deny. Every copy in this request's set admits one of its three actions, so every
+  // satisfied forbid here forbade one of them.
+  if (forbids !== undefined) return deny(`Forbidden by policy: ${labels(forbids)}`, ids(forbids));
+  return deny(DEFAULT_DENY);
+}
+
+/** evaluate(), with any exception (a bug, a Wasm trap) turned into a deny: fail closed. */
+export function safeEvaluate(p: Prepared, input: WireInput): CedarVerdict {
+  try {
+    return evaluate(p, input);
+  } catch (e) {
+    return failed([`Cedar evaluation failed: ${e instanceof Error ? e.message : String(e)}`]);
+  }
+}
