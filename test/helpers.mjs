@@ -182,3 +182,6 @@ export async function rawSession(url, version = '2025-06-18', extraHeaders = {})
   await post(url, { jsonrpc: '2.0', method: 'notifications/initialized' }, headers);
   return { headers, sid, result: init.messages[0].result };
 }
+
+/** A fresh temporary folder for a test's files (policies, configs). */
+export const tempDir = (tag = 'files') => mkdtempSync(join(tmpdir(), `tg-test-${tag}-`));
