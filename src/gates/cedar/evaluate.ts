@@ -3,19 +3,11 @@
 // both compute the same answer from the same inputs.
 import { ArgumentError, toCedarArguments, type CedarJson } from './args.js';
 import { ACT_APPROVE, ACT_FORWARD, ACT_MCP_METHOD, ACT_TOOLS_CALL, ACTION_NAME, type Plan } from './compile.js';
-import { CedarLoadError, type CedarVerdict, type Principal } from './types.js';
+import { CedarLoadError, type CedarInput, type CedarVerdict, type Principal } from './types.js';
 import { cedar } from './wasm.js';
 
 /** What crosses to a worker: CedarInput with `now` resolved and unneeded arguments dropped. */
-export interface WireInput {
-  method: string;
-  resource: string | undefined;
-  arguments: unknown;
-  sourceId: string;
-  policyId: string;
-  principal: Principal;
-  now: number;
-}
+export type WireInput = CedarInput & { now: number };
 
 export interface Prepared {
   plan: Plan;
