@@ -3,7 +3,7 @@
 // both compute the same answer from the same inputs.
 import { ArgumentError, toCedarArguments, type CedarJson } from './args.js';
 import { ACT_APPROVE, ACT_FORWARD, ACT_MCP_METHOD, ACT_TOOLS_CALL, ACTION_NAME, type Plan } from './compile.js';
-import { CedarLoadError, type CedarInput, type CedarVerdict, type Principal } from './types.js';
+import { CedarLoadError, type CedarInput, type CedarVerdict } from './types.js';
 import { cedar } from './wasm.js';
 
 /** What crosses to a worker: CedarInput with `now` resolved and unneeded arguments dropped. */
