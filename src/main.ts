@@ -16,7 +16,7 @@ import { createAuditWriter, reopenOnSignal, type AuditWriter } from './telemetry
 import { logger } from './telemetry/log.js';
 import { metrics } from './telemetry/metrics.js';
 import { startTrafficServer, type TrafficServer } from './transport/http-server.js';
-import { HttpUpstream } from './upstream/http.js';
+import { LeanHttpUpstream } from './upstream/h1/client.js';
 import { StdioUpstream } from './upstream/stdio.js';
 import type { Upstream } from './upstream/types.js';
 
@@ -78,9 +78,14 @@ function upstreamChange(a: SourceConfig, b: SourceConfig): string | undefined {
   return undefined;
 }
 
-function makeUpstream(source: SourceConfig, s: Settings): Upstream {
+async function makeUpstream(source: SourceConfig, s: Settings): Promise<Upstream> {
   if (source.url !== undefined) {
-    return new HttpUpstream({ url: source.url, requestTimeoutMs: s.requestTimeoutMs, streamReadTimeoutMs: s.streamReadTimeoutMs, connections: s.upstreamConnections });
+    const opts = { url: source.url, requestTimeoutMs: s.requestTimeoutMs, streamReadTimeoutMs: s.streamReadTimeoutMs, connections: s.upstreamConnections };
+    // Plain HTTP upstreams (the sidecar case) use our lean HTTP/1.1 client: half undici's CPU
+    // per request (bench/upstream-client.mjs). https: goes to undici, loaded only then.
+    if (new URL(source.url).protocol === 'http:' && s.upstreamClient === 'lean') return new LeanHttpUpstream(opts);
+    const { HttpUpstream } = await import('./upstream/http.js');
+    return new HttpUpstream(opts);
   }
   const stdioLog = logger.child({ source: source.id });
   return new StdioUpstream({
@@ -121,7 +126,7 @@ export async function startSidecar(s: Settings): Promise<Sidecar> {
     throw e;
   }
   const source = snapshot.config.sources[0]!;
-  const upstream = makeUpstream(source, s);
+  const upstream = await makeUpstream(source, s);
   const audit = createAuditWriter({ path: s.auditPath, onError: (err) => logger.error({ err: err.message }, 'audit trail write failed') });
   try {
     await audit.opened;

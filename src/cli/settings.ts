@@ -19,6 +19,8 @@ export interface Settings {
   stdioIdleMs: number;
   stdioPoolSize: number;
   upstreamConnections: number;
+  /** lean (our HTTP/1.1 client, http: only) or undici */
+  upstreamClient: 'lean' | 'undici';
   maxEventBytes: number;
   allowedOrigins: string[];
   auditPath: string;
@@ -41,6 +43,13 @@ function int(env: Env, name: string, fallback: number, min: number, max: number)
   if (!Number.isInteger(n)) throw new SettingsError(`${name}='${raw}' is not an integer`);
   if (n < min || n > max) throw new SettingsError(`${name}=${n} is out of range [${min}, ${max}]`);
   return n;
+}
+
+function choice<T extends string>(env: Env, name: string, allowed: readonly T[], fallback: T): T {
+  const raw = env[name]?.trim();
+  if (raw === undefined || raw === '') return fallback;
+  if (!(allowed as readonly string[]).includes(raw)) throw new SettingsError(`${name}='${raw}' must be one of ${allowed.join(', ')}`);
+  return raw as T;
 }
 
 export interface Flags {
@@ -72,6 +81,7 @@ export const ENV_HELP: ReadonlyArray<readonly [string, string]> = [
   ['THOUGHTGATE_STDIO_IDLE_TIMEOUT_SECS', 'idle time before a session\'s stdio server is ended (default 600)'],
   ['THOUGHTGATE_STDIO_POOL_SIZE', 'stdio servers kept for stateless 2026-07-28 requests (default 2)'],
   ['THOUGHTGATE_UPSTREAM_CONNECTIONS', 'HTTP upstream connection pool size (default 128)'],
+  ['THOUGHTGATE_UPSTREAM_CLIENT', 'HTTP client for http: upstreams: lean (default, ours) or undici; https: always uses undici'],
   ['THOUGHTGATE_ALLOWED_ORIGINS', 'comma-separated Origins allowed besides localhost ones; * allows any'],
   ['THOUGHTGATE_AUDIT_PATH', 'audit trail file, NDJSON (default ./thoughtgate-audit.ndjson; - for stdout)'],
   ['THOUGHTGATE_PRINCIPAL', 'caller identity when no pod labels or service account are found (default $USER or local)'],
@@ -125,6 +135,7 @@ export function resolveSettings(flags: Flags, env: Env = process.env): Settings 
     stdioIdleMs: int(env, 'THOUGHTGATE_STDIO_IDLE_TIMEOUT_SECS', 600, 1, 86_400) * 1000,
     stdioPoolSize: int(env, 'THOUGHTGATE_STDIO_POOL_SIZE', 2, 1, 64),
     upstreamConnections: int(env, 'THOUGHTGATE_UPSTREAM_CONNECTIONS', 128, 1, 4096),
+    upstreamClient: choice(env, 'THOUGHTGATE_UPSTREAM_CLIENT', ['lean', 'undici'], 'lean'),
     maxEventBytes: int(env, 'THOUGHTGATE_MAX_SSE_EVENT_BYTES', 16 * 1024 * 1024, 1024, 1 << 30),
     allowedOrigins: origins,
     auditPath: env['THOUGHTGATE_AUDIT_PATH'] ?? './thoughtgate-audit.ndjson',
