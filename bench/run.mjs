@@ -4,11 +4,12 @@
 // numbers against bench/targets.json. Progress goes to stderr, the report to stdout.
 //
 //   node bench/run.mjs                 full run; exit 1 when a target is missed
-//   node bench/run.mjs --smoke         every suite, tiny (~30 s); exit 1 only when a suite failed
+//   node bench/run.mjs --smoke         every suite, tiny (~40 s); exit 1 only when a suite failed
 //                                      to run or left one of its figures without a number
 //   --duration S    seconds per load run (default 5; smoke 1)
 //   --reps N        interleaved rounds per target (default 3; smoke 1)
-//   --only A,B      suites to run: toolscall, latency, wrk, rules, sse, big, batch, startup
+//   --only A,B      suites to run: toolscall, latency, wrk, rules, sse, big, batch, startup,
+//                   cedar, cedar-proxy
 //   --target URL    load-test a running deployment (its MCP endpoint) instead; nothing is started
 //                   (the suites that need the local fixture or start processes are skipped)
 //   --probe-requests N   requests per target in the latency probe (default 10000; smoke 200)
@@ -32,8 +33,10 @@ import sse from './suites/sse.mjs';
 import big from './suites/big.mjs';
 import batch from './suites/batch.mjs';
 import startup from './suites/startup.mjs';
+import cedar from './suites/cedar.mjs';
+import cedarProxy from './suites/cedar-proxy.mjs';
 
-const SUITES = [toolscall, latency, wrk, rules, sse, big, batch, startup];
+const SUITES = [toolscall, latency, wrk, rules, sse, big, batch, startup, cedar, cedarProxy];
 const log = (msg) => process.stderr.write(`bench: ${msg}\n`);
 
 function options() {

@@ -69,7 +69,7 @@ test('bench smoke runs every suite end to end and writes latest.json', () => {
   assert.ok(statSync(LATEST).mtimeMs >= started - 1000, 'latest.json was not rewritten');
   const latest = JSON.parse(readFileSync(LATEST, 'utf8'));
   const suites = latest.suites;
-  const expected = proxyBuilt ? ['toolscall', 'latency', 'wrk', 'rules', 'sse', 'big', 'batch', 'startup'] : ['toolscall', 'latency', 'sse', 'big', 'batch'];
+  const expected = proxyBuilt ? ['toolscall', 'latency', 'wrk', 'rules', 'sse', 'big', 'batch', 'startup', 'cedar', 'cedar-proxy'] : ['toolscall', 'latency', 'sse', 'big', 'batch'];
   for (const name of expected) {
     assert.ok(suites[name], `suite ${name} did not run`);
     // wrk is optional (a Debian package); every other suite must have run and produced numbers.
@@ -100,6 +100,31 @@ test('bench smoke runs every suite end to end and writes latest.json', () => {
   assert.ok(isNum(suites.rules.result.rulesVsPlain), 'rules: ratio to the plain proxy');
   assert.ok(suites.startup.result.targets.proxy.readyMs > 0, 'startup: ready ms');
   assert.ok(suites.startup.result.targets.proxy.idleRssMiB > 0, 'startup: idle RSS');
+  // Cedar in process: every path for every policy set, and the bare piscina round trip.
+  for (const n of ['1', '10', '100']) {
+    const set = suites.cedar.result.sets[n];
+    assert.ok(set, `cedar: no ${n}-policy set`);
+    for (const path of ['cached', 'cachedFull', 'inline', 'pool1', 'pool2']) {
+      assert.ok(set[path].p50Us > 0 && isNum(set[path].p99Us), `cedar ${n}: ${path} p50/p99`);
+      assert.ok(set[path].perSec > 0, `cedar ${n}: ${path} decisions/s`);
+    }
+    for (const path of ['tput1', 'tput2']) assert.ok(set[path].perSec > 0, `cedar ${n}: ${path} decisions/s`);
+    for (const [what, v] of Object.entries(set.ratios)) assert.ok(isNum(v), `cedar ${n}: ratio ${what}`);
+  }
+  assert.ok(suites.cedar.result.ping.p50Us > 0, 'cedar: piscina round trip');
+  // Cedar through the proxy: cached and cold against the plain proxy, no JSON-RPC errors.
+  const cp = suites['cedar-proxy'].result;
+  for (const t of ['proxy', 'cedar_cached', 'cedar_cold']) {
+    assert.ok(cp.targets[t].median.rps > 0, `cedar-proxy: ${t} req/s`);
+    assert.ok(cp.probeP50Us[t] > 0, `cedar-proxy: ${t} probe p50`);
+  }
+  for (const t of ['cedar_cached', 'cedar_cold']) {
+    assert.ok(isNum(cp.vsPlain[t]), `cedar-proxy: ${t} ÷ plain`);
+    assert.ok(isNum(cp.addedP50Us[t]), `cedar-proxy: ${t} added p50`);
+    assert.ok(cp.targets[t].median.decisions > 0, `cedar-proxy: ${t} went through gate 3`);
+    assert.equal(cp.targets[t].median.rpcErrors, 0, `cedar-proxy: ${t} JSON-RPC errors`);
+    assert.ok(isNum(cp.targets[t].median.cedarMeanUs), `cedar-proxy: ${t} Cedar µs in the proxy`);
+  }
   // Every target in targets.json was measured (met or not is not the smoke's business).
   const wanted = Object.keys(JSON.parse(readFileSync(join(ROOT, 'bench', 'targets.json'), 'utf8'))).filter((k) => !k.startsWith('_'));
   for (const key of wanted) {

@@ -1,7 +1,7 @@
 // autocannon runs in this process (the runner is otherwise idle while it loads a target).
 // Its latency histogram has 1 ms resolution: the µs probe (probe.mjs) measures added latency.
 import autocannon from 'autocannon';
-import { idTemplate } from './mcp.mjs';
+import { idTemplate, nextVaryBase, varyTemplate } from './mcp.mjs';
 
 function run(opts) {
   return new Promise((resolve, reject) => {
@@ -18,13 +18,22 @@ function freshIds(body) {
   return { setupRequest: (req) => { req.body = pre + nextId++ + post; return req; } };
 }
 
+/** A fresh value in place of the target's varyMark per request (and a fresh id if `uniqueIds`). */
+function freshValues(body, mark, uniqueIds) {
+  const [pre, post] = varyTemplate(body, String(mark));
+  const [idPre, idPost] = uniqueIds ? idTemplate(pre) : [pre, ''];
+  let value = nextVaryBase();
+  return { setupRequest: (req) => { req.body = (uniqueIds ? idPre + nextId++ + idPost : pre) + value++ + post; return req; } };
+}
+
 /**
  * Loads `url` with the session's request for `durationS` seconds at `connections`.
  * A target that answers anything but 2xx has its numbers voided: fast errors are not throughput.
  */
-function baseOptions({ url, headers, body, uniqueIds }, connections) {
+function baseOptions({ url, headers, body, uniqueIds, varyMark }, connections) {
   const base = { url, method: 'POST', headers, body, connections, pipelining: 1, timeout: 10 };
-  if (uniqueIds) base.requests = [freshIds(body)];
+  if (varyMark) base.requests = [freshValues(body, varyMark, uniqueIds)];
+  else if (uniqueIds) base.requests = [freshIds(body)];
   return base;
 }
 

@@ -25,6 +25,31 @@ export function idTemplate(body) {
   return [body.slice(0, at + 5), body.slice(at + 6)];
 }
 
+/**
+ * A number in a request body that the load generators and the probe replace by a fresh value
+ * per request (a target's `varyMark`): the cedar-proxy suite's "cold" call carries
+ * `arguments.amount: VARY_MARK`, so every call has distinct arguments and misses the proxy's
+ * Cedar decision cache. Values are 10 digits wide (same bytes as the mark, so a content-length
+ * computed once stays right) and unique within the runner: each request stream takes its own
+ * block of VARY_BLOCK values from nextVaryBase().
+ */
+export const VARY_MARK = 9999999999;
+export const VARY_BLOCK = 100_000_000;
+let varyNext = 1_000_000_000;
+export function nextVaryBase() {
+  const base = varyNext;
+  varyNext += VARY_BLOCK;
+  if (varyNext >= VARY_MARK) throw new Error('nextVaryBase: out of 10-digit blocks');
+  return base;
+}
+
+/** Splits `body` around the (one) VARY_MARK: pre + value + post. */
+export function varyTemplate(body, mark = String(VARY_MARK)) {
+  const at = body.indexOf(mark);
+  if (at < 0 || body.indexOf(mark, at + 1) >= 0) throw new Error(`varyTemplate: body must hold ${mark} once`);
+  return [body.slice(0, at), body.slice(at + mark.length)];
+}
+
 /** Reads a JSON-RPC message from a JSON or single-message SSE body. */
 function parseRpc(contentType, text) {
   if (contentType?.includes('text/event-stream')) {

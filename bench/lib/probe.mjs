@@ -3,23 +3,27 @@
 // few µs, so the difference proxy − direct is the proxy's added latency, not the client's.
 import net from 'node:net';
 import { percentile } from './stats.mjs';
-import { idTemplate } from './mcp.mjs';
+import { idTemplate, nextVaryBase, varyTemplate } from './mcp.mjs';
 
 const CRLF2 = Buffer.from('\r\n\r\n');
 
 /**
  * Returns a function giving the bytes of the next POST, each with a fresh JSON-RPC id (MCP forbids
  * reusing one in a session). Ids have a fixed width so the head, with its content-length, is built once.
+ * A target with `varyMark` also gets a fresh 10-digit value in place of the mark (mcp.mjs VARY_MARK).
  */
-export function requestMaker({ url, headers, body }) {
+export function requestMaker({ url, headers, body, varyMark }) {
   const u = new URL(url);
-  const [pre, post] = idTemplate(body);
+  const [pre, afterId] = idTemplate(body);
+  const [mid, post] = varyMark ? varyTemplate(afterId, String(varyMark)) : [afterId, ''];
   let id = 1_000_000_000;
-  const length = Buffer.byteLength(pre) + String(id).length + Buffer.byteLength(post);
+  let value = varyMark ? nextVaryBase() : 0;
+  const length = Buffer.byteLength(pre) + String(id).length + Buffer.byteLength(mid) + (varyMark ? String(value).length : 0) + Buffer.byteLength(post);
   const lines = [`POST ${u.pathname}${u.search} HTTP/1.1`, `host: ${u.host}`, `content-length: ${length}`];
   for (const [k, v] of Object.entries(headers)) lines.push(`${k}: ${v}`);
   const head = `${lines.join('\r\n')}\r\n\r\n${pre}`;
-  return () => Buffer.from(head + id++ + post);
+  if (varyMark) return () => Buffer.from(head + id++ + mid + value++ + post);
+  return () => Buffer.from(head + id++ + mid);
 }
 
 /**

@@ -41,6 +41,10 @@ const CHECKS = [
     sources: { startup: (s) => s?.targets?.proxy?.readyMs ?? NaN } },
   { key: 'idleRssMiB', better: 'lower', unit: 'MiB', digits: 1, what: 'proxy RSS when idle after ready',
     sources: { startup: (s) => s?.targets?.proxy?.idleRssMiB ?? NaN } },
+  { key: 'cedarCachedUs', better: 'lower', unit: 'µs', digits: 2, what: 'cached Cedar decision p50, 10 policies, main thread, cache primed with that 1 input',
+    sources: { cedar: (s) => s?.sets?.[10]?.cached?.p50Us ?? NaN } },
+  { key: 'cedarColdPoolP50Us', better: 'lower', unit: 'µs', digits: 1, what: 'cold Cedar decision p50 through the pool, 10 policies, 1 worker',
+    sources: { cedar: (s) => s?.sets?.[10]?.pool1?.p50Us ?? NaN } },
 ];
 
 export function evaluateTargets(targets, suiteResults) {

@@ -21,9 +21,10 @@ export function proxyBuilt() {
 
 /**
  * Writes a `thoughtgate serve` config forwarding to `upstreamUrl` and returns its path.
- * `rules` become governance.rules (each `{ match, action }`); `blocklist` an expose blocklist.
+ * `rules` become governance.rules (each `{ match, action }`); `blocklist` an expose blocklist;
+ * `defaultAction` governance.defaults.action; `cedarPolicies` (absolute paths) a `cedar:` section.
  */
-export function writeProxyConfig(upstreamUrl, { name = 'proxy', rules = [], blocklist = [] } = {}) {
+export function writeProxyConfig(upstreamUrl, { name = 'proxy', rules = [], blocklist = [], defaultAction = 'forward', cedarPolicies = [] } = {}) {
   const cfg = join(scratchDir(), `${name}.yaml`);
   const q = (s) => JSON.stringify(s);
   const source = blocklist.length
@@ -34,18 +35,20 @@ export function writeProxyConfig(upstreamUrl, { name = 'proxy', rules = [], bloc
     'sources:',
     ...source,
     'governance:',
-    '  defaults: { action: forward }',
+    `  defaults: { action: ${defaultAction} }`,
     ...(rules.length ? ['  rules:', ...rules.map((r) => `    - { match: ${q(r.match)}, action: ${r.action} }`)] : []),
+    ...(cedarPolicies.length ? ['cedar:', `  policies: [${cedarPolicies.map(q).join(', ')}]`] : []),
     '',
   ].join('\n'));
   return cfg;
 }
 
-/** Spawns `thoughtgate serve --config cfg` on fresh ports (not waiting for it). */
-export async function spawnProxy(cfg, name = 'proxy', ports) {
+/** Spawns `thoughtgate serve --config cfg` on fresh ports (not waiting for it); `extraEnv` e.g. THOUGHTGATE_CEDAR_*. */
+export async function spawnProxy(cfg, name = 'proxy', ports, extraEnv = {}) {
   const [port, adminPort] = ports ?? [await freePort(), await freePort()];
   const env = {
     ...process.env,
+    ...extraEnv,
     THOUGHTGATE_OUTBOUND_PORT: String(port),
     THOUGHTGATE_ADMIN_PORT: String(adminPort),
     THOUGHTGATE_AUDIT_PATH: join(scratchDir(), `${name}-audit.ndjson`),
@@ -55,12 +58,15 @@ export async function spawnProxy(cfg, name = 'proxy', ports) {
   return { port, adminPort, child, logTail };
 }
 
-/** `thoughtgate serve` forwarding everything to the fixture; ready when admin /ready is 200. */
-export async function startProxy(upstreamUrl, { name = 'proxy', rules, blocklist } = {}) {
-  const cfg = writeProxyConfig(upstreamUrl, { name, rules, blocklist });
-  const { port, adminPort, child, logTail } = await spawnProxy(cfg, name);
+/**
+ * `thoughtgate serve` forwarding to the fixture (config as writeProxyConfig; `env` added to the
+ * proxy's environment); ready when admin /ready is 200. `metricsUrl` is its admin /metrics.
+ */
+export async function startProxy(upstreamUrl, { name = 'proxy', rules, blocklist, defaultAction, cedarPolicies, env } = {}) {
+  const cfg = writeProxyConfig(upstreamUrl, { name, rules, blocklist, defaultAction, cedarPolicies });
+  const { port, adminPort, child, logTail } = await spawnProxy(cfg, name, undefined, env);
   await waitFor(name, async () => (await fetch(`http://127.0.0.1:${adminPort}/ready`)).status === 200, { child, logTail });
-  return { name, url: `http://127.0.0.1:${port}/mcp`, child, logTail, stop: () => stopChild(child) };
+  return { name, url: `http://127.0.0.1:${port}/mcp`, metricsUrl: `http://127.0.0.1:${adminPort}/metrics`, child, logTail, stop: () => stopChild(child) };
 }
 
 /** The civic peer's CLI. Its cli.js only runs when argv[1] equals its real path (node_modules may hold symlinks). */

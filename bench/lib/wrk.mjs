@@ -4,6 +4,7 @@ import { execFile, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { ROOT } from './servers.mjs';
 import { track } from './procs.mjs';
+import { nextVaryBase } from './mcp.mjs';
 
 let found;
 export function wrkPath() {
@@ -14,13 +15,19 @@ export function wrkPath() {
   return found;
 }
 
-/** Runs wrk with one thread (the box has two cores; the proxy and fixture need the rest). */
-export function runWrk({ url, headers, body, uniqueIds }, { connections, durationS, threads = 1 }) {
+/**
+ * Runs wrk with one thread (the box has two cores; the proxy and fixture need the rest).
+ * A target with `varyMark` gets a fresh value in its place per request (one thread: one counter).
+ */
+export function runWrk({ url, headers, body, uniqueIds, varyMark }, { connections, durationS, threads = 1 }) {
+  if (varyMark && threads !== 1) throw new Error('runWrk: varyMark needs threads = 1 (one counter)');
   const env = {
     ...process.env,
     WRK_BODY: body,
     WRK_HEADERS: Object.entries(headers).map(([k, v]) => `${k}: ${v}`).join('\n'),
     WRK_UNIQUE_IDS: uniqueIds ? '1' : '0',
+    WRK_VARY_MARK: varyMark ? String(varyMark) : '',
+    WRK_VARY_START: varyMark ? String(nextVaryBase()) : '',
   };
   const args = [`-t${threads}`, `-c${connections}`, `-d${Math.max(1, Math.round(durationS))}s`, '--timeout', '10s', '-s', join(ROOT, 'bench', 'wrk-post.lua'), url];
   return new Promise((resolve, reject) => {

@@ -48,6 +48,19 @@ describe('canonicalArguments', () => {
 });
 
 describe('Lru', () => {
+  it('never holds more than its capacity, and keeps what was used recently', () => {
+    const l = new Lru<number>(100);
+    for (let i = 0; i < 1000; i++) {
+      l.set(`k${i}`, i);
+      assert.ok(l.get('hot') === undefined || l.get('hot') === -1);
+      if (i % 10 === 0) l.set('hot', -1);
+      assert.ok(l.size <= 100, `size ${l.size}`);
+    }
+    assert.equal(l.get('hot'), -1, 'an entry used every few inserts survives');
+    assert.equal(l.get('k0'), undefined, 'an old, unused entry is gone');
+    assert.equal(l.get('k999'), 999);
+  });
+
   it('evicts the least recently used', () => {
     const l = new Lru<number>(2);
     l.set('a', 1);

