@@ -24,6 +24,17 @@ describe('toCedarArguments', () => {
   });
 });
 
+describe('__proto__ as an argument name', () => {
+  it('stays an ordinary key in the conversion and the cache key', () => {
+    const o = JSON.parse('{"__proto__":{"x":1},"a":1}') as Record<string, unknown>;
+    const c = toCedarArguments(o) as Record<string, unknown>;
+    assert.deepEqual(Object.keys(c).sort(), ['__proto__', 'a']);
+    assert.equal(Object.getPrototypeOf(c), Object.prototype);
+    assert.deepEqual((c as { __proto__: unknown }).__proto__, { x: 1 });
+    assert.equal(canonicalArguments(o), '{"__proto__":{"x":1},"a":1}');
+  });
+});
+
 describe('canonicalArguments', () => {
   it('sorts keys at every level', () => {
     assert.equal(canonicalArguments({ b: 1, a: { d: [2, { z: 1, y: 2 }], c: null } }), '{"a":{"c":null,"d":[2,{"y":2,"z":1}]},"b":1}');

@@ -50,7 +50,11 @@ function conv(v: unknown, depth: number): CedarJson | undefined {
       for (const k of Object.keys(v)) {
         if (RESERVED.has(k)) throw new ArgumentError(`argument key '${k}' is reserved by Cedar's JSON format`);
         const c = conv((v as Record<string, unknown>)[k], depth + 1);
-        if (c !== undefined) out[k] = c;
+        if (c === undefined) continue;
+        // An argument named "__proto__" (JSON.parse makes it an own key) must stay a key, not
+        // become this record's prototype.
+        if (k === '__proto__') Object.defineProperty(out, k, { value: c, enumerable: true, writable: true, configurable: true });
+        else out[k] = c;
       }
       return out;
     }
