@@ -400,6 +400,8 @@ function isJsonContentType(type: string | undefined): boolean {
  */
 export class ExchangeContext implements RelayContext {
   inspectAll = false;
+  /** GET streams (and anything not a POSTed request) are scanned for list results */
+  scan: boolean;
   isInitialize = false;
   forgetOnSuccess = false;
   countsInFlight = false;
@@ -419,6 +421,7 @@ export class ExchangeContext implements RelayContext {
     readonly expectsAnswer: boolean,
   ) {
     this.maxEventBytes = pipeline.options.maxEventBytes;
+    this.scan = !expectsAnswer;
     this.upstreamStarted = performance.now();
   }
 

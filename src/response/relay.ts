@@ -23,6 +23,9 @@ export interface RelayContext {
   expectsAnswer: boolean;
   /** always parse and inspect JSON/SSE messages (list requests, initialize) */
   inspectAll: boolean;
+  /** inspect messages that look like they may carry a list (GET streams: resumed answers of
+   *  any request can arrive there); answers to other POSTed requests are never lists */
+  scan: boolean;
   /** longest SSE event accepted from the upstream */
   maxEventBytes: number;
   /** called for each message that may need changing; returns a replacement text or undefined to relay as is */
@@ -207,7 +210,7 @@ export class Relay implements ResponseSink {
       return;
     }
     let out: string | Buffer = body;
-    if (this.ctx.inspectAll || (body.length < SMALL_JSON_BYTES && this.ctx.expectsAnswer)) {
+    if (this.ctx.inspectAll || this.ctx.scan) {
       const replaced = this.inspectText(body.toString('utf8'), this.ctx.inspectAll);
       if (replaced === null) {
         this.sendError(new GovError('upstream_error', { subject: 'invalid JSON', details: `Upstream error code: ${this.status}; body is not JSON` }));
@@ -242,7 +245,7 @@ export class Relay implements ResponseSink {
 
   private onEvent(ev: SseEvent): void {
     let raw = ev.raw;
-    if (ev.data.length > 0 && (this.ctx.inspectAll || mayNeedInspection(ev.data))) {
+    if (ev.data.length > 0 && (this.ctx.inspectAll || (this.ctx.scan && mayNeedInspection(ev.data)))) {
       const replaced = this.inspectText(ev.data, false);
       if (replaced != null) raw = rebuildEvent(ev, replaced);
     }

@@ -155,3 +155,15 @@ test('THOUGHTGATE_AUDIT_PATH selects the path', () => {
   assert.equal(auditPathFromEnv({ THOUGHTGATE_AUDIT_PATH: '-' }), '-');
   assert.equal(auditPathFromEnv({ THOUGHTGATE_AUDIT_PATH: '/var/lib/thoughtgate/audit.ndjson' }), '/var/lib/thoughtgate/audit.ndjson');
 });
+
+test('every field survives a JSON round trip, whether it needed escaping or not', () => {
+  const tricky = ['plain', 'q"uote', 'back\\slash', 'nl\nx', 'tab\tx', 'ctl\u0001', 'ls\u2028ps\u2029', 'emoji 😀', 'é', '</script>'];
+  for (const v of tricky) {
+    const line = formatAuditLine({ correlationId: v, method: 'tools/call', tool: v, reason: v, decision: 'deny', mode: 'enforce', durationMs: 0.5 });
+    const back = JSON.parse(line);
+    assert.equal(back.tool, v);
+    assert.equal(back.reason, v);
+    assert.equal(back.correlation_id, v);
+    assert.ok(line.endsWith('}\n') && !line.slice(0, -1).includes('\n'), 'one line');
+  }
+});

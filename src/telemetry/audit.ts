@@ -68,7 +68,11 @@ export function auditPathFromEnv(env: NodeJS.ProcessEnv = process.env): string {
   return p === undefined || p === '' ? DEFAULT_AUDIT_PATH : p;
 }
 
-const str = (v: string | undefined): string => (v === undefined || v === null ? 'null' : JSON.stringify(v));
+// Most fields (ids, method and tool names, fixed reasons) need no escaping; quoting them by
+// hand skips JSON.stringify's work (profiled at ~2.6% of the proxy's samples under load).
+const NEEDS_ESCAPE = /["\\\u0000-\u001f\u2028\u2029\ud800-\udfff]/;
+const str = (v: string | undefined): string =>
+  v === undefined || v === null ? 'null' : NEEDS_ESCAPE.test(v) ? JSON.stringify(v) : '"' + v + '"';
 
 // Many lines share a millisecond under load: format the timestamp once per millisecond.
 let isoMs = -1;
