@@ -5,6 +5,7 @@ import { startAdminServer, type ReadyState } from './admin/server.js';
 import type { Settings } from './cli/settings.js';
 import { codeOf } from './core/errors.js';
 import { judge } from './gates/judge.js';
+import { GATE_LABELS } from './gates/decision.js';
 import { Pipeline, type DecisionRecord, type PipelineTelemetry } from './pipeline.js';
 import { loadFullSnapshot } from './load-snapshot.js';
 import { resolveIdentity } from './gates/cedar/principal.js';
@@ -30,7 +31,6 @@ export interface Sidecar {
   shutdown(reason: string): Promise<void>;
 }
 
-const GATE_NAMES: Record<string, string> = { gate1: 'visibility', gate2: 'governance', gate3: 'policy', gate4: 'approval' };
 
 /** Metrics, audit line and WOULD_BLOCK log for each decision; kept off the hot path's allocations where it can. */
 class Telemetry implements PipelineTelemetry {
@@ -42,13 +42,13 @@ class Telemetry implements PipelineTelemetry {
     if (d.cedar !== undefined) metrics.recordCedar(d.action === 'deny' ? 'deny' : 'allow', d.policyIds?.[0] ?? d.policyId ?? 'default', d.cedar.micros / 1000);
     const decision = r.wouldBlock ? 'would_block' : d.action;
     if (r.wouldBlock) {
-      logger.info({ server_id: r.sourceId, tool: r.tool, decision: d.action, gate: GATE_NAMES[d.gate], reason: d.reason, correlation_id: r.correlationId }, 'WOULD_BLOCK');
+      logger.info({ server_id: r.sourceId, tool: r.tool, decision: d.action, gate: GATE_LABELS[d.gate], reason: d.reason, correlation_id: r.correlationId }, 'WOULD_BLOCK');
     } else if (d.action === 'deny') {
-      logger.info({ server_id: r.sourceId, tool: r.tool, gate: GATE_NAMES[d.gate], reason: d.reason, correlation_id: r.correlationId }, 'BLOCKED');
+      logger.info({ server_id: r.sourceId, tool: r.tool, gate: GATE_LABELS[d.gate], reason: d.reason, correlation_id: r.correlationId }, 'BLOCKED');
     }
     this.audit.write({
       correlationId: r.correlationId, session: r.session, principal: r.principal.id, method: r.method, tool: r.tool,
-      source: r.sourceId, gate: GATE_NAMES[d.gate], decision, mode: r.mode, reason: d.reason, durationMs: r.judgeMs, snapshot: r.snapshot,
+      source: r.sourceId, gate: GATE_LABELS[d.gate], decision, mode: r.mode, reason: d.reason, durationMs: r.judgeMs, snapshot: r.snapshot,
     });
   }
 

@@ -5,7 +5,7 @@
 //   POST /api/v1/governance/batch    {"actions": [...]}  → {"results": [...], snapshot, trace_id}
 // A whole batch is judged on one snapshot. Bearer auth when a token is configured.
 import { randomUUID, timingSafeEqual } from 'node:crypto';
-import type { Decision } from '../gates/decision.js';
+import { FORWARD_UNGOVERNED, GATE_LABELS, type Decision } from '../gates/decision.js';
 import type { Snapshot } from '../policy/types.js';
 import type { HeaderMap } from '../upstream/types.js';
 
@@ -60,7 +60,6 @@ export interface ApiResponse {
 }
 
 const JSON_HEADERS: HeaderMap = { 'content-type': 'application/json' };
-const GATES: Record<string, string> = { gate1: 'visibility', gate2: 'governance', gate3: 'policy', gate4: 'approval' };
 const RESOURCE_METHOD: Record<string, 'name' | 'uri'> = { 'tools/call': 'name', 'prompts/get': 'name', 'resources/read': 'uri', 'resources/subscribe': 'uri' };
 
 const fail = (status: number, error: string, message: string): ApiResponse => ({ status, headers: JSON_HEADERS, body: JSON.stringify({ error, message }) });
@@ -93,7 +92,7 @@ export function toQuery(a: unknown, defaultSource: string): ApiQuery | string {
 function toResult(d: Decision, micros: number, resource: string | undefined, errorCode: number | undefined): ApiResult {
   const r: ApiResult = {
     decision: d.action === 'policy' ? 'deny' : d.action,
-    gate: d.gate === 'gate1' && d.reason === 'method not governed' ? null : GATES[d.gate] ?? null,
+    gate: d === FORWARD_UNGOVERNED ? null : GATE_LABELS[d.gate],
     reason: d.reason,
     latency_us: Math.round(micros * 10) / 10,
   };

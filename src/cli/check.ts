@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { toQuery, type ApiQuery } from '../admin/decision-api.js';
-import type { Decision } from '../gates/decision.js';
+import { FORWARD_UNGOVERNED, GATE_LABELS, type Decision } from '../gates/decision.js';
 import { judge } from '../gates/judge.js';
 import { resolvePrincipal } from '../gates/cedar/principal.js';
 import type { Principal } from '../core/policy-engine.js';
@@ -17,7 +17,6 @@ function principalOf(id: string | undefined): Principal {
   return id === undefined ? p : { ...p, id };
 }
 
-const GATES: Record<string, string> = { gate1: 'visibility', gate2: 'governance', gate3: 'policy', gate4: 'approval' };
 
 export interface CheckCase {
   action: unknown;
@@ -87,7 +86,7 @@ export async function runCheck(
       where: c.where,
       call: q.resource === undefined ? q.method : q.method === 'tools/call' ? q.resource : `${q.method} ${q.resource}`,
       decision,
-      gate: d.reason === 'method not governed' ? '-' : GATES[d.gate] ?? d.gate,
+      gate: d === FORWARD_UNGOVERNED ? '-' : GATE_LABELS[d.gate],
       matched: d.policyIds?.length ? d.policyIds.join(',') : d.gate === 'gate3' ? '(no permit)' : d.rule ?? (d.reason.startsWith('no rule matched') ? '(default)' : '-'),
       expect: c.expect ?? '',
       ok: c.expect === undefined || c.expect === decision,

@@ -1,9 +1,12 @@
 // What a gate says about one message. Gates are pure: (message facts, snapshot) → Decision.
-import type { ErrorKind } from '../core/errors.js';
+import type { ErrorKind, Gate } from '../core/errors.js';
 import type { Principal } from '../core/policy-engine.js';
 import type { Action } from '../policy/types.js';
 
 export type GateName = 'gate1' | 'gate2' | 'gate3' | 'gate4';
+
+/** The name each gate goes by in error data, audit lines and the decision API (as in the original). */
+export const GATE_LABELS: Readonly<Record<GateName, Gate>> = Object.freeze({ gate1: 'visibility', gate2: 'governance', gate3: 'policy', gate4: 'approval' });
 
 export interface Decision {
   /** forward: send upstream; deny: answer with `error`; approve/policy: gates 3–4 decide */
