@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BIN, ROOT, startProxy, post, freePort } from './helpers.mjs';
+import { BIN, ROOT, startProxy, post, freePort, sourceYaml, blocklist, rule } from './helpers.mjs';
 
 const run = (args, env = {}) => spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 20000 });
 
@@ -125,23 +125,7 @@ test("the repo's own thoughtgate.yaml serves the bundled server: allow, hide and
 test('thoughtgate check replays cases (YAML and NDJSON) and exits 1 when an expectation fails', () => {
   const dir = mkdtempSync(join(tmpdir(), 'tg-check-'));
   const cfg = join(dir, 'c.yaml');
-  writeFileSync(cfg, `schema: 1
-sources:
-  - id: up
-    kind: mcp
-    url: http://127.0.0.1:1/mcp
-    expose:
-      mode: blocklist
-      tools: ["secret_*"]
-governance:
-  defaults:
-    action: forward
-  rules:
-    - match: "delete_*"
-      action: deny
-    - match: "pay_*"
-      action: approve
-`);
+  writeFileSync(cfg, sourceYaml('    url: http://127.0.0.1:1/mcp', { expose: blocklist('secret_*'), rules: [rule('delete_*', 'deny'), rule('pay_*', 'approve')].join('\n') }));
   const good = join(dir, 'good.yaml');
   writeFileSync(good, '- tool: delete_user\n  expect: deny\n- tool: echo\n  expect: forward\n- tool: secret_x\n  expect: deny\n- tool: pay_bill\n  expect: approve\n- method: tools/list\n');
   const r = run(['check', '--config', cfg, good]);

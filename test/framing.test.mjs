@@ -5,7 +5,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import http from 'node:http';
-import { startProxy, startRecordingUpstream, post, rawSession } from './helpers.mjs';
+import { startProxy, startRecordingUpstream, post, rawSession, sourceYaml, blocklist, rule } from './helpers.mjs';
 
 let up, proxy;
 const MAX_BODY = 4096;
@@ -14,23 +14,7 @@ const MAX_DEPTH = 16;
 
 before(async () => {
   up = await startRecordingUpstream();
-  proxy = await startProxy(`schema: 1
-sources:
-  - id: rec
-    kind: mcp
-    url: ${up.url}
-    expose:
-      mode: blocklist
-      tools: ["secret_*"]
-governance:
-  defaults:
-    action: forward
-  rules:
-    - match: "delete_*"
-      action: deny
-    - match: "admin_*"
-      action: deny
-`, { env: { THOUGHTGATE_MAX_REQUEST_BODY_BYTES: String(MAX_BODY), THOUGHTGATE_MAX_BATCH_SIZE: String(MAX_BATCH), THOUGHTGATE_MAX_JSON_DEPTH: String(MAX_DEPTH) } });
+  proxy = await startProxy(sourceYaml(`    url: ${up.url}`, { expose: blocklist('secret_*'), rules: [rule('delete_*', 'deny'), rule('admin_*', 'deny')].join('\n') }), { env: { THOUGHTGATE_MAX_REQUEST_BODY_BYTES: String(MAX_BODY), THOUGHTGATE_MAX_BATCH_SIZE: String(MAX_BATCH), THOUGHTGATE_MAX_JSON_DEPTH: String(MAX_DEPTH) } });
 });
 after(async () => {
   await proxy?.stop();

@@ -157,6 +157,11 @@ export async function startRecordingUpstream({ tools = ['echo', 'get_time', 'del
   };
 }
 
+/** `expose:` lines for sourceYaml: a blocklist of globs */
+export const blocklist = (...globs) => `    expose:\n      mode: blocklist\n      tools: [${globs.map((g) => JSON.stringify(g)).join(', ')}]`;
+/** one `rules:` entry for sourceYaml */
+export const rule = (glob, action) => `    - match: "${glob}"\n      action: ${action}`;
+
 export const sourceYaml = (sourceLines, { rules = '', expose = '', defaults = 'forward' } = {}) => `schema: 1
 sources:
   - id: upstream

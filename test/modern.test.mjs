@@ -7,7 +7,7 @@ import { McpServer, createMcpHandler, fromJsonSchema } from '@modelcontextprotoc
 import { Client as V2Client, StreamableHTTPClientTransport as V2Transport } from '@modelcontextprotocol/client';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { startProxy, post } from './helpers.mjs';
+import { startProxy, post, sourceYaml, blocklist, rule } from './helpers.mjs';
 
 const MODERN = '2026-07-28';
 let upstream, proxy, received;
@@ -48,21 +48,7 @@ const META = { 'io.modelcontextprotocol/protocolVersion': MODERN, 'io.modelconte
 
 before(async () => {
   upstream = await startV2Upstream();
-  proxy = await startProxy(`schema: 1
-sources:
-  - id: modern
-    kind: mcp
-    url: ${upstream.url}
-    expose:
-      mode: blocklist
-      tools: ["secret_*"]
-governance:
-  defaults:
-    action: forward
-  rules:
-    - match: "delete_*"
-      action: deny
-`);
+  proxy = await startProxy(sourceYaml(`    url: ${upstream.url}`, { expose: blocklist('secret_*'), rules: rule('delete_*', 'deny') }));
 });
 after(async () => {
   await proxy?.stop();

@@ -4,11 +4,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync, mkdirSync, symlinkSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
-import { startProxy, startRecordingUpstream, post, sleep, sourceYaml, tempDir } from './helpers.mjs';
+import { startProxy, startRecordingUpstream, post, sleep, sourceYaml, tempDir, rule } from './helpers.mjs';
 
 const call = (id, name) => ({ jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: {} } });
 const H = { 'mcp-protocol-version': '2025-06-18' };
-const denyRule = (glob) => `    - match: "${glob}"\n      action: deny`;
+const denyRule = (glob) => rule(glob, 'deny');
 const codeFor = async (p, name) => (await post(p.url, call(1, name), H)).messages[0]?.error?.code ?? 'ok';
 
 /** polls fn until it returns `want` (or satisfies it, when `want` is a function) */
