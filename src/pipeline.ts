@@ -3,7 +3,7 @@
 //   → upstream (send) → response (Relay: JSON or SSE, lists filtered).
 // Every decision is reported to `telemetry` (metrics + audit trail) from here.
 import { randomUUID } from 'node:crypto';
-import { GovError, type ErrorKind } from './core/errors.js';
+import { GovError, errorResponse, type ErrorKind } from './core/errors.js';
 import { BATCH_VERSION, MODERN_VERSION, type JsonRpcMessage } from './core/jsonrpc.js';
 import type { Limits } from './core/limits.js';
 import { decodeBody, type BatchItem } from './framing/decode.js';
@@ -70,9 +70,6 @@ export interface PipelineOptions {
 
 const JSON_HEADERS: HeaderMap = { 'content-type': 'application/json' };
 
-function errorBody(id: unknown, err: GovError, correlationId: string): string {
-  return JSON.stringify({ jsonrpc: '2.0', id: id ?? null, error: err.toJsonRpcError(correlationId) });
-}
 
 export class Pipeline {
   private readonly o: PipelineOptions;
@@ -91,7 +88,7 @@ export class Pipeline {
     const origin = ex.headers['origin'];
     if (origin !== undefined && !o.origin(origin)) {
       o.telemetry.error('origin_rejected', ex.method);
-      ex.respond(403, JSON_HEADERS, errorBody(null, new GovError('invalid_request', { subject: `Origin '${origin}' is not allowed` }), correlationId));
+      ex.respond(403, JSON_HEADERS, errorResponse(null, new GovError('invalid_request', { subject: `Origin '${origin}' is not allowed` }), correlationId));
       return;
     }
     if (ex.path.startsWith(API_PREFIX)) {
@@ -100,7 +97,7 @@ export class Pipeline {
       return;
     }
     if (o.draining()) {
-      ex.respond(503, { ...JSON_HEADERS, 'retry-after': '5', connection: 'close' }, errorBody(null, new GovError('service_unavailable', { details: 'shutting down' }), correlationId), true);
+      ex.respond(503, { ...JSON_HEADERS, 'retry-after': '5', connection: 'close' }, errorResponse(null, new GovError('service_unavailable', { details: 'shutting down' }), correlationId), true);
       return;
     }
     switch (ex.method) {
@@ -112,7 +109,7 @@ export class Pipeline {
         this.stream(ex, correlationId, started);
         return;
       default:
-        ex.respond(405, { ...JSON_HEADERS, allow: 'GET, POST, DELETE' }, errorBody(null, new GovError('invalid_request', { subject: `HTTP method ${ex.method} is not supported` }), correlationId));
+        ex.respond(405, { ...JSON_HEADERS, allow: 'GET, POST, DELETE' }, errorResponse(null, new GovError('invalid_request', { subject: `HTTP method ${ex.method} is not supported` }), correlationId));
     }
   }
 
@@ -132,7 +129,7 @@ export class Pipeline {
       o.telemetry.framing('body_too_large');
       const err = new GovError('invalid_request', { subject: `Request body exceeds maximum size of ${o.limits.maxBodyBytes} bytes` });
       // Close only when the body was refused on its Content-Length alone (never read).
-      ex.respond(200, JSON_HEADERS, errorBody(null, err, correlationId), ex.body === null && ex.headers['transfer-encoding'] === undefined);
+      ex.respond(200, JSON_HEADERS, errorResponse(null, err, correlationId), ex.body === null && ex.headers['transfer-encoding'] === undefined);
       return;
     }
     const type = ex.headers['content-type'];
@@ -141,7 +138,7 @@ export class Pipeline {
       // A body we cannot read exactly as the upstream would (another media type, compression) is not judged.
       o.telemetry.error('unsupported_media_type', 'POST');
       const why = encoding !== undefined ? `Content-Encoding '${encoding}' is not supported` : `Content-Type must be application/json (got '${type ?? 'none'}')`;
-      ex.respond(415, JSON_HEADERS, errorBody(null, new GovError('invalid_request', { subject: why }), correlationId));
+      ex.respond(415, JSON_HEADERS, errorResponse(null, new GovError('invalid_request', { subject: why }), correlationId));
       return;
     }
     let decoded;
@@ -151,13 +148,13 @@ export class Pipeline {
       const err = e instanceof GovError ? e : new GovError('parse_error', { subject: String(e) });
       o.telemetry.framing(err.kind);
       o.telemetry.error(err.kind, 'unknown');
-      ex.respond(200, JSON_HEADERS, errorBody(null, err, correlationId));
+      ex.respond(200, JSON_HEADERS, errorResponse(null, err, correlationId));
       return;
     }
     if (this.postsInFlight >= o.limits.maxConcurrentRequests) {
       o.telemetry.error('rate_limited', 'POST');
       const err = new GovError('rate_limited', { details: `${o.limits.maxConcurrentRequests} requests already in flight` });
-      ex.respond(200, JSON_HEADERS, errorBody(decoded.kind === 'single' ? (decoded.message as { id?: unknown }).id : null, err, correlationId));
+      ex.respond(200, JSON_HEADERS, errorResponse(decoded.kind === 'single' ? (decoded.message as { id?: unknown }).id : null, err, correlationId));
       return;
     }
     const snapshot = o.snapshot();
@@ -179,7 +176,7 @@ export class Pipeline {
       const mismatch = checkStandardHeaders(ex.headers, method, params, isRequest);
       if (mismatch !== undefined) {
         o.telemetry.error(mismatch.kind, method);
-        ex.respond(mismatch.httpStatus, JSON_HEADERS, errorBody(id, mismatch, correlationId));
+        ex.respond(mismatch.httpStatus, JSON_HEADERS, errorResponse(id, mismatch, correlationId));
         return;
       }
       if (isRequest) {
@@ -208,7 +205,7 @@ export class Pipeline {
     const o = this.o;
     o.telemetry.error(err.kind, method);
     o.telemetry.request(method, method === 'tools/call' ? err.tool : undefined, 'error', performance.now() - started);
-    ex.respond(200, JSON_HEADERS, errorBody(id, err, correlationId));
+    ex.respond(200, JSON_HEADERS, errorResponse(id, err, correlationId));
   }
 
   private forwardSingle(ex: Exchange, message: JsonRpcMessage, correlationId: string, started: number, snapshot: Snapshot): void {
@@ -290,7 +287,7 @@ export class Pipeline {
       // Later revisions removed batching; an SDK server would otherwise execute every element unjudged.
       o.telemetry.framing('unsupported_batch');
       const err = new GovError('invalid_request', { subject: `JSON-RPC batches are not supported on protocol version ${version}` });
-      ex.respond(200, JSON_HEADERS, errorBody(null, err, correlationId));
+      ex.respond(200, JSON_HEADERS, errorResponse(null, err, correlationId));
       return;
     }
     // Every element is judged on the one snapshot this request started with.
@@ -310,7 +307,7 @@ export class Pipeline {
       Promise.all(verdicts).then((vs) => {
         if (!ex.aborted) this.forwardBatch(ex, items, vs, correlationId, started, snapshot);
       }, (err: unknown) => {
-        if (!ex.aborted) ex.respond(200, JSON_HEADERS, errorBody(null, asGovError(err), correlationId));
+        if (!ex.aborted) ex.respond(200, JSON_HEADERS, errorResponse(null, asGovError(err), correlationId));
       });
       return;
     }
@@ -326,18 +323,18 @@ export class Pipeline {
       const item = items[i]!;
       if (!item.ok) {
         o.telemetry.framing(item.error.kind);
-        collector.answer(i, errorBody(item.id, item.error, correlationId));
+        collector.answer(i, errorResponse(item.id, item.error, correlationId));
         continue;
       }
       const m = item.message as { id?: unknown; method?: string; params?: Record<string, unknown> };
       if (m.method === 'initialize') {
-        collector.answer(i, errorBody(m.id, new GovError('invalid_request', { subject: 'initialize must not be part of a batch' }), correlationId));
+        collector.answer(i, errorResponse(m.id, new GovError('invalid_request', { subject: 'initialize must not be part of a batch' }), correlationId));
         continue;
       }
       if (m.method !== undefined && m.id !== undefined) {
         const denied = verdicts[i];
         if (denied !== undefined) {
-          collector.answer(i, errorBody(m.id, denied, correlationId));
+          collector.answer(i, errorResponse(m.id, denied, correlationId));
           continue;
         }
         collector.expect(i, m.id);
@@ -443,7 +440,7 @@ export class ExchangeContext implements RelayContext {
   }
 
   renderError(err: GovError): string {
-    return errorBody(this.id, err, this.correlationId);
+    return errorResponse(this.id, err, this.correlationId);
   }
 
   onDone(_status: number, err: GovError | undefined): void {

@@ -1,7 +1,7 @@
 // Batches (2025-03-26 sessions): denied and invalid elements are answered in place, the rest
 // forwarded as one smaller batch, and the upstream's answers (JSON array or SSE events) merged
 // back in the client's order. A batch answer is bounded by the batch size, so it is collected.
-import { GovError } from '../core/errors.js';
+import { GovError, errorResponse } from '../core/errors.js';
 import { SseParser } from '../framing/sse.js';
 import type { Exchange } from '../transport/http-server.js';
 import type { HeaderMap, ResponseSink } from '../upstream/types.js';
@@ -109,7 +109,7 @@ export class BatchCollector implements ResponseSink {
   /** Every forwarded element still without an answer gets `err`; then the batch is sent. */
   private failForwarded(err: GovError): void {
     for (const [key, index] of this.waiting) {
-      this.answers[index] = JSON.stringify({ jsonrpc: '2.0', id: JSON.parse(key), error: err.toJsonRpcError(this.ctx!.correlationId) });
+      this.answers[index] = errorResponse(JSON.parse(key), err, this.ctx!.correlationId);
     }
     this.waiting.clear();
     this.send(err);
