@@ -3,11 +3,12 @@
 #   promtool      (Debian package prometheus)   - `promtool check metrics` on /metrics
 #   redis-server  (Debian package redis-server) - the Redis-backed approval store
 #   wrk           (Debian package wrk)          - second load generator in the bench smoke
-# Idempotent and quiet: when both are present it only runs two `command -v` checks.
+#   chromium      (Debian package chromium)     - the approvals console, driven by playwright-core
+# Idempotent and quiet: when all are present it only runs a `command -v` check each.
 # Without root or apt-get it explains and exits 0; the tests that need a tool then skip.
 set -euo pipefail
 
-declare -A wanted=([promtool]=prometheus [redis-server]=redis-server [wrk]=wrk)
+declare -A wanted=([promtool]=prometheus [redis-server]=redis-server [wrk]=wrk [chromium]=chromium)
 missing=()
 for cmd in "${!wanted[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${wanted[$cmd]}")

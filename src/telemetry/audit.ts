@@ -35,6 +35,10 @@ export interface AuditRecord {
   snapshot?: string | undefined;
   /** epoch ms; defaults to now */
   time?: number | undefined;
+  /** gate 4 events: the approval (task) id, who decided, and what became of the call */
+  approvalId?: string | undefined;
+  approver?: string | undefined;
+  outcome?: string | undefined;
 }
 
 export interface AuditOptions {
@@ -101,6 +105,7 @@ export function formatAuditLine(r: AuditRecord): string {
     ',"reason":' + str(r.reason) +
     ',"duration_ms":' + (Number.isFinite(d) ? Math.round(d * 1000) / 1000 : 'null') +
     ',"snapshot":' + str(r.snapshot) +
+    (r.approvalId === undefined ? '' : ',"approval_id":' + str(r.approvalId) + ',"approver":' + str(r.approver) + ',"outcome":' + str(r.outcome)) +
     '}\n'
   );
 }

@@ -1,0 +1,433 @@
+// Gate 4's engine: the life cycle of approval records. It creates a record per held call
+// (capped), asks the workflow's channel, counts votes (first decision wins, atomically in the
+// store, also across replicas), times records out, executes approved calls on the replica
+// that holds them (once: approved → executing is a compare-and-set), keeps the outcome for
+// the client, and deletes records after their retention. Everything it does is audited.
+import { randomUUID } from 'node:crypto';
+import { GovError } from '../core/errors.js';
+import type {
+  ApprovalChannel, ApprovalDecider, ApprovalRecord, ApprovalState, DecideResult, Grant, GrantScope, Outcome, StateStore, Vote,
+} from './types.js';
+import { TERMINAL_STATES } from './types.js';
+
+export interface ApprovalEvents {
+  /** a record changed state (metrics + audit); `by` is the actor when a person or the system decided */
+  transition(rec: ApprovalRecord, from: ApprovalState | 'new', by?: string): void;
+  log(level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>): void;
+}
+
+export interface EngineOptions {
+  store: StateStore;
+  /** by name; records name theirs (`channel`) */
+  channels: ReadonlyMap<string, ApprovalChannel>;
+  /** this process: records it holds are executed here */
+  replicaId: string;
+  /** non-terminal records at most (-32009 past it) */
+  maxPending: number;
+  /** how long a finished record (and its result) is kept when the client set no task ttl */
+  retentionMs: number;
+  /** forwards an approved call upstream and returns its answer */
+  execute: (rec: ApprovalRecord) => Promise<Outcome>;
+  events: ApprovalEvents;
+  now?: () => number;
+  /** how often records are swept for retention and orphaned replicas (ms) */
+  sweepMs?: number;
+}
+
+export interface NewApproval {
+  mode: ApprovalRecord['mode'];
+  method: string;
+  tool: string;
+  arguments: unknown;
+  principal: string;
+  sessionId: string | undefined;
+  sourceId: string;
+  workflow: string;
+  channel: string;
+  snapshot: string;
+  correlationId: string;
+  timeoutMs: number;
+  onTimeout: 'deny' | 'approve';
+  requiredApprovals: number;
+  approvers: string[];
+  request: ApprovalRecord['request'];
+  requestId: string | number;
+  /** SEP-1686 ttl granted to the task (ms), from creation */
+  taskTtlMs?: number;
+}
+
+export const SYSTEM_AUTO_APPROVE = 'system:auto-approve';
+
+/** Task ids keep the original's shape (`tg_` + 21 hex), so its clients' routing still works. */
+export function newApprovalId(): string {
+  return 'tg_' + randomUUID().replace(/-/g, '').slice(0, 21);
+}
+
+/** Deterministic JSON (sorted keys) so equal arguments give equal grant keys. */
+export function canonicalJson(v: unknown): string {
+  if (v === null || typeof v !== 'object') return JSON.stringify(v) ?? 'null';
+  if (Array.isArray(v)) return '[' + v.map(canonicalJson).join(',') + ']';
+  const keys = Object.keys(v as object).sort();
+  return '{' + keys.map((k) => JSON.stringify(k) + ':' + canonicalJson((v as Record<string, unknown>)[k])).join(',') + '}';
+}
+
+/** How often a task's client should poll: often while a decision may come any second, less for long waits. */
+export function pollIntervalFor(remainingMs: number): number {
+  if (remainingMs <= 60_000) return 1000;
+  if (remainingMs <= 900_000) return 2000;
+  return 5000;
+}
+
+type Listener = (rec: ApprovalRecord) => void;
+
+export class ApprovalEngine implements ApprovalDecider {
+  private readonly o: EngineOptions;
+  private readonly now: () => number;
+  private readonly watchers = new Map<string, Set<Listener>>();
+  private readonly timers = new Map<string, NodeJS.Timeout>();
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  constructor(options: EngineOptions) {
+    this.o = options;
+    this.now = options.now ?? Date.now;
+  }
+
+  get replicaId(): string {
+    return this.o.replicaId;
+  }
+
+  get store(): StateStore {
+    return this.o.store;
+  }
+
+  /** Loads what survived a restart: re-arms timeouts, adopts orphaned records, resolves interrupted executions. */
+  async start(): Promise<void> {
+    this.o.store.subscribe((id) => void this.changed(id));
+    for (const ch of this.o.channels.values()) await ch.start(this);
+    await this.adoptOrphans();
+    const sweepMs = this.o.sweepMs ?? 10_000;
+    this.sweepTimer = setInterval(() => void this.sweep(), sweepMs);
+    this.sweepTimer.unref();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.sweepTimer !== undefined) clearInterval(this.sweepTimer);
+    for (const t of this.timers.values()) clearTimeout(t);
+    this.timers.clear();
+    for (const ch of this.o.channels.values()) await ch.close().catch(() => {});
+  }
+
+  /** Creates the record for a call that needs a human and asks its channel. Throws -32009 when full. */
+  async request(n: NewApproval): Promise<ApprovalRecord> {
+    const now = this.now();
+    const expiresAt = now + n.timeoutMs;
+    const rec: ApprovalRecord = {
+      id: newApprovalId(),
+      state: 'pending',
+      mode: n.mode,
+      method: n.method,
+      tool: n.tool,
+      arguments: n.arguments,
+      principal: n.principal,
+      sessionId: n.sessionId,
+      sourceId: n.sourceId,
+      workflow: n.workflow,
+      channel: n.channel,
+      snapshot: n.snapshot,
+      correlationId: n.correlationId,
+      createdAt: now,
+      updatedAt: now,
+      expiresAt,
+      onTimeout: n.onTimeout,
+      requiredApprovals: Math.max(1, n.requiredApprovals),
+      approvers: n.approvers,
+      votes: [],
+      owner: this.o.replicaId,
+      request: n.request,
+      requestId: n.requestId,
+      keepUntil: n.taskTtlMs !== undefined ? now + n.taskTtlMs : expiresAt + this.o.retentionMs,
+      pollIntervalMs: pollIntervalFor(n.timeoutMs),
+    };
+    if (!(await this.o.store.create(rec, this.o.maxPending))) {
+      throw new GovError('rate_limited', { tool: n.tool, details: `${this.o.maxPending} approvals already pending`, retryAfter: 60 });
+    }
+    this.o.events.transition(rec, 'new');
+    this.arm(rec);
+    const channel = this.o.channels.get(rec.channel);
+    if (channel !== undefined) {
+      // Asking is best effort: the record is durable and listed in the console and CLI either way.
+      channel.post(rec).then(async (ref) => {
+        if (ref) await this.o.store.update(rec.id, (r) => ({ ...r, channelRef: ref, updatedAt: this.now() }));
+      }, (err: Error) => this.o.events.log('error', 'approval channel could not post the request', { channel: rec.channel, approval_id: rec.id, err: err.message }));
+    }
+    return rec;
+  }
+
+  get(id: string): Promise<ApprovalRecord | undefined> {
+    return this.o.store.get(id);
+  }
+
+  async list(filter?: (r: ApprovalRecord) => boolean): Promise<ApprovalRecord[]> {
+    const all = await this.o.store.list();
+    const out = filter === undefined ? all : all.filter(filter);
+    return out.sort((a, b) => b.createdAt - a.createdAt);
+  }
+
+  /** One vote. Reject settles at once; approve settles when enough distinct approvers agreed. */
+  async decide(id: string, vote: { verdict: 'approve' | 'reject'; by: string; reason?: string; grant?: { scope: GrantScope; hours?: number } }): Promise<DecideResult> {
+    let refusal: Exclude<DecideResult, { ok: true }> | undefined;
+    let from: ApprovalState = 'pending';
+    const at = this.now();
+    const { rec, changed } = await this.o.store.update(id, (r) => {
+      refusal = undefined;
+      from = r.state;
+      if (r.state !== 'pending') {
+        refusal = { ok: false, code: 'already_decided', message: `approval ${id} is already ${r.state}${r.decidedBy ? ` (by ${r.decidedBy})` : ''}`, rec: r };
+        return undefined;
+      }
+      if (r.approvers.length > 0 && !r.approvers.includes(approverId(vote.by))) {
+        refusal = { ok: false, code: 'not_allowed', message: `${vote.by} is not an approver for workflow '${r.workflow}'`, rec: r };
+        return undefined;
+      }
+      if (approverId(vote.by) === r.principal || vote.by === r.principal) {
+        refusal = { ok: false, code: 'self_approval', message: `${vote.by} requested this call and cannot decide it`, rec: r };
+        return undefined;
+      }
+      if (r.votes.some((v) => v.by === vote.by)) {
+        refusal = { ok: false, code: 'duplicate_vote', message: `${vote.by} has already voted on ${id}`, rec: r };
+        return undefined;
+      }
+      const v: Vote = { by: vote.by, verdict: vote.verdict, at };
+      if (vote.reason !== undefined) v.reason = vote.reason;
+      const votes = [...r.votes, v];
+      const next: ApprovalRecord = { ...r, votes, updatedAt: at };
+      if (vote.verdict === 'reject') {
+        next.state = 'rejected';
+        next.decidedBy = vote.by;
+        next.decidedAt = at;
+        next.reason = vote.reason;
+        next.keepUntil = Math.max(r.keepUntil, at + this.o.retentionMs);
+      } else if (votes.filter((x) => x.verdict === 'approve').length >= r.requiredApprovals) {
+        next.state = 'approved';
+        next.decidedBy = votes.filter((x) => x.verdict === 'approve').map((x) => x.by).join(', ');
+        next.decidedAt = at;
+        if (vote.grant !== undefined && vote.grant.scope !== 'once') next.grant = vote.grant;
+      }
+      return next;
+    });
+    if (rec === undefined) return { ok: false, code: 'not_found', message: `no approval ${id}` };
+    if (refusal !== undefined) {
+      this.o.events.log('warn', 'approval vote refused', { approval_id: id, by: vote.by, why: refusal.code });
+      return refusal;
+    }
+    if (!changed) return { ok: false, code: 'already_decided', message: `approval ${id} is already ${rec.state}`, rec };
+    const final = rec.state !== 'pending';
+    if (final) await this.settled(rec, from, vote.by);
+    return { ok: true, rec, final };
+  }
+
+  /** The client gave up (tasks/cancel) or an operator withdrew the request. */
+  async cancel(id: string, by: string): Promise<ApprovalRecord | undefined> {
+    const at = this.now();
+    const { rec, changed } = await this.o.store.update(id, (r) =>
+      r.state === 'pending' ? { ...r, state: 'cancelled', decidedBy: by, decidedAt: at, updatedAt: at, keepUntil: Math.max(r.keepUntil, at + this.o.retentionMs) } : undefined);
+    if (rec !== undefined && changed) await this.settled(rec, 'pending', by);
+    return rec;
+  }
+
+  /** Calls `fn` on every change of the record (any replica) until the returned function is called. */
+  watch(id: string, fn: Listener): () => void {
+    let set = this.watchers.get(id);
+    if (set === undefined) this.watchers.set(id, (set = new Set()));
+    set.add(fn);
+    return () => {
+      set!.delete(fn);
+      if (set!.size === 0) this.watchers.delete(id);
+    };
+  }
+
+  // --- standing approvals -------------------------------------------------------------
+
+  /** A grant that covers this call, if one stands (and is still valid for this snapshot). */
+  async findGrant(q: { tool: string; sourceId: string; principal: string; arguments: unknown; sessionId: string | undefined; snapshot: string; toolDefinition?: string }): Promise<Grant | undefined> {
+    const now = this.now();
+    const key = canonicalJson(q.arguments ?? {});
+    for (const g of await this.o.store.listGrants()) {
+      if (g.expiresAt <= now || g.tool !== q.tool || g.sourceId !== q.sourceId || g.principal !== q.principal) continue;
+      if (g.snapshot !== q.snapshot) continue; // the policy changed: void
+      if (g.toolDefinition !== undefined && q.toolDefinition !== undefined && g.toolDefinition !== q.toolDefinition) continue;
+      if (g.argumentsKey !== undefined && g.argumentsKey !== key) continue;
+      if (g.sessionId !== undefined && g.sessionId !== q.sessionId) continue;
+      return g;
+    }
+    return undefined;
+  }
+
+  listGrants(): Promise<Grant[]> {
+    return this.o.store.listGrants();
+  }
+
+  async revokeGrant(id: string, by: string): Promise<boolean> {
+    const ok = await this.o.store.deleteGrant(id);
+    if (ok) this.o.events.log('info', 'standing approval revoked', { grant_id: id, by });
+    return ok;
+  }
+
+  // --- internals ------------------------------------------------------------------------
+
+  /** A record left pending/approved/executing: arm its timeout, or execute it when approved and ours. */
+  private arm(rec: ApprovalRecord): void {
+    if (this.closed) return;
+    const old = this.timers.get(rec.id);
+    if (old !== undefined) clearTimeout(old);
+    this.timers.delete(rec.id);
+    if (rec.state !== 'pending') return;
+    const t = setTimeout(() => {
+      this.timers.delete(rec.id);
+      void this.expire(rec.id);
+    }, Math.max(0, rec.expiresAt - this.now()));
+    t.unref();
+    this.timers.set(rec.id, t);
+  }
+
+  /** Deadline passed with no decision: on_timeout deny → expired; approve → approved by the system. */
+  private async expire(id: string): Promise<void> {
+    const at = this.now();
+    const { rec, changed } = await this.o.store.update(id, (r) => {
+      if (r.state !== 'pending' || r.expiresAt > at) return undefined;
+      if (r.onTimeout === 'approve') {
+        return { ...r, state: 'approved', decidedBy: SYSTEM_AUTO_APPROVE, decidedAt: at, updatedAt: at, reason: 'approval timed out (on_timeout: approve)' };
+      }
+      return { ...r, state: 'expired', decidedBy: 'system:timeout', decidedAt: at, updatedAt: at, keepUntil: Math.max(r.keepUntil, at + this.o.retentionMs) };
+    });
+    if (rec !== undefined && changed) await this.settled(rec, 'pending', rec.decidedBy);
+    else if (rec !== undefined && rec.state === 'pending') this.arm(rec); // clock skew between replicas: try again later
+  }
+
+  /** After a decision this replica made: tell the channel, execute when ours, audit. */
+  private async settled(rec: ApprovalRecord, from: ApprovalState, by: string | undefined): Promise<void> {
+    this.o.events.transition(rec, from, by);
+    const t = this.timers.get(rec.id);
+    if (t !== undefined) clearTimeout(t);
+    this.timers.delete(rec.id);
+    const channel = this.o.channels.get(rec.channel);
+    if (channel !== undefined) channel.update(rec).catch((err: Error) => this.o.events.log('warn', 'approval channel could not update its message', { approval_id: rec.id, err: err.message }));
+    if (rec.state === 'approved') {
+      if (rec.grant !== undefined) await this.storeGrant(rec);
+      await this.maybeExecute(rec);
+    }
+  }
+
+  private async storeGrant(rec: ApprovalRecord): Promise<void> {
+    const g = rec.grant!;
+    const now = this.now();
+    const grant: Grant = {
+      id: 'gr_' + randomUUID().replace(/-/g, '').slice(0, 16),
+      tool: rec.tool,
+      sourceId: rec.sourceId,
+      principal: rec.principal,
+      argumentsKey: canonicalJson(rec.arguments ?? {}),
+      snapshot: rec.snapshot,
+      grantedBy: rec.decidedBy ?? 'unknown',
+      createdAt: now,
+      expiresAt: g.scope === 'hours' ? now + Math.max(1, g.hours ?? 1) * 3_600_000 : now + 24 * 3_600_000,
+      approvalId: rec.id,
+    };
+    if (g.scope === 'session') grant.sessionId = rec.sessionId;
+    await this.o.store.putGrant(grant);
+    this.o.events.log('info', 'standing approval granted', { grant_id: grant.id, tool: grant.tool, scope: g.scope, by: grant.grantedBy });
+  }
+
+  /** approved → executing (once, across replicas) → completed | failed. */
+  private async maybeExecute(rec: ApprovalRecord): Promise<void> {
+    if (rec.state !== 'approved' || rec.owner !== this.o.replicaId || this.closed) return;
+    const at = this.now();
+    const claimed = await this.o.store.update(rec.id, (r) => (r.state === 'approved' && r.owner === this.o.replicaId ? { ...r, state: 'executing', updatedAt: at } : undefined));
+    if (!claimed.changed || claimed.rec === undefined) return;
+    this.o.events.transition(claimed.rec, 'approved');
+    let outcome: Outcome;
+    try {
+      outcome = await this.o.execute(claimed.rec);
+    } catch (e) {
+      const err = e instanceof GovError ? e : new GovError('upstream_error', { subject: (e as Error).message });
+      outcome = { error: { code: err.code, message: err.message } };
+    }
+    const done = this.now();
+    const state: ApprovalState = outcome.error === undefined ? 'completed' : 'failed';
+    const { rec: fin } = await this.o.store.update(rec.id, (r) => (r.state === 'executing'
+      ? { ...r, state, outcome, updatedAt: done, keepUntil: Math.max(r.keepUntil, done + this.o.retentionMs) }
+      : undefined));
+    if (fin !== undefined) this.o.events.transition(fin, 'executing');
+  }
+
+  /** A change made anywhere: wake local watchers; execute approved calls we hold. */
+  private async changed(id: string): Promise<void> {
+    const rec = await this.o.store.get(id);
+    if (rec === undefined) return;
+    const set = this.watchers.get(id);
+    if (set !== undefined) for (const fn of [...set]) fn(rec);
+    if (rec.state === 'pending') {
+      if (!this.timers.has(id)) this.arm(rec);
+    } else if (this.timers.has(id)) {
+      clearTimeout(this.timers.get(id)!);
+      this.timers.delete(id);
+    }
+    if (rec.state === 'approved' && rec.owner === this.o.replicaId) await this.maybeExecute(rec);
+  }
+
+  /**
+   * Records whose owner is gone (this process restarted; another replica died) become ours.
+   * An execution that was interrupted is not retried: the upstream may have run it, so it is
+   * failed with a message that says so (at most once).
+   */
+  private async adoptOrphans(): Promise<void> {
+    const store = this.o.store;
+    for (const r of await store.list()) {
+      if (TERMINAL_STATES.has(r.state) || r.owner === this.o.replicaId) {
+        if (!TERMINAL_STATES.has(r.state)) this.arm(r);
+        continue;
+      }
+      if (store.isAlive !== undefined && (await store.isAlive(r.owner))) {
+        if (r.state === 'pending') this.arm(r);
+        continue;
+      }
+      const at = this.now();
+      const { rec, changed } = await store.update(r.id, (cur) => {
+        if (cur.owner !== r.owner || TERMINAL_STATES.has(cur.state)) return undefined;
+        if (cur.state === 'executing') {
+          return { ...cur, owner: this.o.replicaId, state: 'failed', updatedAt: at, outcome: { error: { code: -32013, message: 'Service temporarily unavailable', data: { details: 'the sidecar restarted while the approved call was executing; whether the upstream ran it is unknown, so it was not retried' } } } };
+        }
+        return { ...cur, owner: this.o.replicaId, updatedAt: at };
+      });
+      if (rec === undefined || !changed) continue;
+      this.o.events.log('info', 'adopted approval from a previous process', { approval_id: rec.id, state: rec.state, previous_owner: r.owner });
+      if (rec.state === 'pending') this.arm(rec);
+      else if (rec.state === 'approved') await this.maybeExecute(rec);
+      else if (rec.state === 'failed') this.o.events.transition(rec, 'executing');
+    }
+  }
+
+  /** Retention: delete finished records past keepUntil; expire overdue ones; adopt orphans of dead replicas. */
+  private async sweep(): Promise<void> {
+    if (this.closed) return;
+    const now = this.now();
+    try {
+      for (const r of await this.o.store.list()) {
+        if (TERMINAL_STATES.has(r.state) && r.keepUntil <= now) await this.o.store.delete(r.id);
+        else if (r.state === 'pending' && r.expiresAt <= now) await this.expire(r.id);
+      }
+      for (const g of await this.o.store.listGrants()) if (g.expiresAt <= now) await this.o.store.deleteGrant(g.id);
+      if (this.o.store.isAlive !== undefined) await this.adoptOrphans();
+    } catch (e) {
+      this.o.events.log('warn', 'approval sweep failed', { err: (e as Error).message });
+    }
+  }
+}
+
+/** `slack:U123` → `U123`: allow-lists name people by their channel's id. */
+export function approverId(by: string): string {
+  const colon = by.indexOf(':');
+  return colon === -1 ? by : by.slice(colon + 1);
+}
