@@ -84,6 +84,7 @@ export class ApprovalEngine implements ApprovalDecider {
   private readonly o: EngineOptions;
   private readonly now: () => number;
   private readonly watchers = new Map<string, Set<Listener>>();
+  private readonly everyChange = new Set<Listener>();
   private readonly timers = new Map<string, NodeJS.Timeout>();
   private sweepTimer: NodeJS.Timeout | undefined;
   private closed = false;
@@ -248,6 +249,12 @@ export class ApprovalEngine implements ApprovalDecider {
     };
   }
 
+  /** Calls `fn` on every change of any record (the console's live view). */
+  onAnyChange(fn: Listener): () => void {
+    this.everyChange.add(fn);
+    return () => void this.everyChange.delete(fn);
+  }
+
   // --- standing approvals -------------------------------------------------------------
 
   /** A grant that covers this call, if one stands (and is still valid for this snapshot). */
@@ -368,6 +375,7 @@ export class ApprovalEngine implements ApprovalDecider {
     if (rec === undefined) return;
     const set = this.watchers.get(id);
     if (set !== undefined) for (const fn of [...set]) fn(rec);
+    for (const fn of this.everyChange) fn(rec);
     if (rec.state === 'pending') {
       if (!this.timers.has(id)) this.arm(rec);
     } else if (this.timers.has(id)) {

@@ -140,6 +140,10 @@ export interface StateStore {
 export interface ApprovalDecider {
   decide(id: string, vote: { verdict: 'approve' | 'reject'; by: string; reason?: string; grant?: { scope: GrantScope; hours?: number } }): Promise<DecideResult>;
   get(id: string): Promise<ApprovalRecord | undefined>;
+  /** newest first; a channel rebuilds what it tracks from this after a restart */
+  list(filter?: (r: ApprovalRecord) => boolean): Promise<ApprovalRecord[]>;
+  /** the requester (or an operator) withdrew the call */
+  cancel(id: string, by: string): Promise<ApprovalRecord | undefined>;
 }
 
 export type DecideResult =
