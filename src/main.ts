@@ -1,7 +1,8 @@
 // The sidecar's composition root: load the config into a snapshot, start the upstream, the
 // traffic port (uWS) and the admin port, wire telemetry, and drain cleanly on SIGTERM.
 import { resolve } from 'node:path';
-import { startAdminServer, type ReadyState } from './admin/server.js';
+import { startAdminServer, type AdminRoute, type ReadyState } from './admin/server.js';
+import { approvalRoutes } from './admin/approvals-api.js';
 import type { Settings } from './cli/settings.js';
 import { codeOf } from './core/errors.js';
 import { judge } from './gates/judge.js';
@@ -18,6 +19,7 @@ import { logger } from './telemetry/log.js';
 import { metrics } from './telemetry/metrics.js';
 import { startTrafficServer, type TrafficServer } from './transport/http-server.js';
 import { LeanHttpUpstream } from './upstream/h1/client.js';
+import { createApprovals, type Approvals } from './approvals/setup.js';
 import { StdioUpstream } from './upstream/stdio.js';
 import type { Upstream } from './upstream/types.js';
 
@@ -40,7 +42,7 @@ class Telemetry implements PipelineTelemetry {
     const d = r.decision;
     metrics.recordDecision(d.gate, d.action);
     if (d.cedar !== undefined) metrics.recordCedar(d.action === 'deny' ? 'deny' : 'allow', d.policyIds?.[0] ?? d.policyId ?? 'default', d.cedar.micros / 1000);
-    const decision = r.wouldBlock ? 'would_block' : d.action;
+    const decision = r.wouldBlock ? (d.action === 'approve' ? 'auto_approved' : 'would_block') : d.action;
     if (r.wouldBlock) {
       logger.info({ server_id: r.sourceId, tool: r.tool, decision: d.action, gate: GATE_LABELS[d.gate], reason: d.reason, correlation_id: r.correlationId }, 'WOULD_BLOCK');
     } else if (d.action === 'deny') {
@@ -108,7 +110,9 @@ export async function startSidecar(s: Settings): Promise<Sidecar> {
   metrics.setLifecycle('starting');
   let ready: ReadyState = { ready: false, reason: 'lifecycle_state: starting', checks: { config_loaded: false, upstream_reachable: true, approval_store_initialized: true } };
   let stopped = false;
-  const admin = await startAdminServer({ port: s.adminPort, host: s.adminBind, metrics, readiness: () => ready, version: VERSION, lifecycle: () => (stopped ? 'stopped' : 'ready') });
+  // Gate 4 mounts the approvals console and API here once its store is open.
+  const adminRoutes: AdminRoute[] = [];
+  const admin = await startAdminServer({ port: s.adminPort, host: s.adminBind, metrics, readiness: () => ready, version: VERSION, lifecycle: () => (stopped ? 'stopped' : 'ready'), routes: adminRoutes });
 
   const configPath = resolve(s.configPath);
   const cedarSettings = { workers: s.cedarWorkers, queue: s.cedarQueue };
@@ -137,8 +141,23 @@ export async function startSidecar(s: Settings): Promise<Sidecar> {
 
   const stopReopen = reopenOnSignal(audit, 'SIGUSR2'); // logrotate: move the file, then SIGUSR2
 
+  let approvals: Approvals;
+  try {
+    approvals = await createApprovals({
+      settings: s.approvals, config: snapshot.config, snapshot: () => snapshot, upstream, principal: identity.principal,
+      audit, mode: s.mode, adminPort: admin.port, maxResultBytes: s.maxEventBytes,
+    });
+  } catch (e) {
+    await audit.close();
+    await upstream.close();
+    await admin.close();
+    throw new Error(`approval store: ${(e as Error).message}`);
+  }
+  adminRoutes.push(approvalRoutes({ engine: approvals.engine, token: approvals.adminToken, log: (level, msg, fields) => logger[level](fields ?? {}, msg) }));
+
   let draining = false;
   const pipeline = new Pipeline({
+    approvals: approvals.gateway,
     snapshot: () => snapshot,
     mode: s.mode,
     limits: s.limits,
@@ -164,6 +183,7 @@ export async function startSidecar(s: Settings): Promise<Sidecar> {
   try {
     traffic = await startTrafficServer({ host: s.bind, port: s.port, maxBodyBytes: s.limits.maxBodyBytes, handler: (ex) => pipeline.handle(ex) });
   } catch (e) {
+    await approvals.close();
     await admin.close();
     await upstream.close();
     throw e;
@@ -228,6 +248,7 @@ export async function startSidecar(s: Settings): Promise<Sidecar> {
         metrics.recordDrainTimeout();
         logger.warn({ in_flight: pipeline.postsInFlight }, 'drain timed out; closing remaining exchanges');
       }
+      await approvals.close();
       await upstream.close();
       await snapshot.cedar?.close();
       stopReopen();

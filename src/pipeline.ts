@@ -9,6 +9,8 @@ import type { Limits } from './core/limits.js';
 import { decodeBody, type BatchItem } from './framing/decode.js';
 import { judge } from './gates/judge.js';
 import { approvalGate } from './gates/approval.js';
+import type { ApprovalGateway } from './approvals/gateway.js';
+import { advertiseTasks } from './approvals/advertise.js';
 import { filterListResponse } from './gates/list-filter.js';
 import type { Decision, Subject } from './gates/decision.js';
 import type { Principal } from './core/policy-engine.js';
@@ -66,6 +68,8 @@ export interface PipelineOptions {
   /** refuse new work (shutting down) */
   draining: () => boolean;
   decisionApi: DecisionApiDeps;
+  /** gate 4; without it a call that needs approval is refused (fail closed) */
+  approvals?: ApprovalGateway;
 }
 
 const JSON_HEADERS: HeaderMap = { 'content-type': 'application/json' };
@@ -180,25 +184,58 @@ export class Pipeline {
         return;
       }
       if (isRequest) {
+        if (o.approvals !== undefined && method.startsWith('tasks/') && o.approvals.isOurs(method, params)) {
+          this.answerTask(ex, method, params, id, correlationId, started);
+          return;
+        }
         const verdict = this.judgeOne(method, params, correlationId, sessionId, snapshot);
         if (verdict instanceof Promise) {
           // Gate 3 answered from a worker: carry on when it has decided (the client may have left).
           verdict.then((v) => {
-            if (ex.aborted) return;
-            if (v !== undefined) this.refuse(ex, method, id, v, correlationId, started);
-            else this.forwardSingle(ex, message, correlationId, started, snapshot);
+            if (!ex.aborted) this.act(ex, message, v, correlationId, started, snapshot);
           }, (err: unknown) => {
             if (!ex.aborted) this.refuse(ex, method, id, asGovError(err), correlationId, started);
           });
           return;
         }
         if (verdict !== undefined) {
-          this.refuse(ex, method, id, verdict, correlationId, started);
+          this.act(ex, message, verdict, correlationId, started, snapshot);
           return;
         }
       }
     }
     this.forwardSingle(ex, message, correlationId, started, snapshot);
+  }
+
+  /** Carries out a verdict on a single request: forward, refuse, or hand it to gate 4. */
+  private act(ex: Exchange, message: JsonRpcMessage, v: Verdict, correlationId: string, started: number, snapshot: Snapshot): void {
+    const m = message as { id: string | number; method: string; params?: Record<string, unknown> };
+    if (v === undefined) this.forwardSingle(ex, message, correlationId, started, snapshot);
+    else if (v instanceof Hold) this.hold(ex, message, v, correlationId, started, snapshot);
+    else this.refuse(ex, m.method, m.id, v, correlationId, started);
+  }
+
+  /** Gate 4: held for a human (or forwarded when a standing approval covers it). */
+  private hold(ex: Exchange, message: JsonRpcMessage, h: Hold, correlationId: string, started: number, snapshot: Snapshot): void {
+    const o = this.o;
+    const m = message as { id: string | number; method: string; params?: Record<string, unknown> };
+    const sessionId = ex.headers['mcp-session-id'];
+    o.approvals!.hold(ex, { message: m, subject: h.subject, decision: h.decision, correlationId, sessionId, snapshot }).then((r) => {
+      if (r === 'forward' && !ex.aborted) this.forwardSingle(ex, message, correlationId, started, snapshot);
+      else o.telemetry.request(m.method, h.subject.resource, 'success', performance.now() - started);
+    }, (err: unknown) => {
+      if (!ex.aborted) this.refuse(ex, m.method, m.id, err instanceof GovError ? err : new GovError('service_unavailable', { details: `approval could not be requested: ${(err as Error)?.message ?? String(err)}` }), correlationId, started);
+    });
+  }
+
+  private answerTask(ex: Exchange, method: string, params: Record<string, unknown> | undefined, id: unknown, correlationId: string, started: number): void {
+    const o = this.o;
+    o.approvals!.taskMethod(method, params, id, correlationId).then((text) => {
+      o.telemetry.request(method, undefined, text.includes('"error":{') ? 'error' : 'success', performance.now() - started);
+      ex.respond(200, JSON_HEADERS, text);
+    }, (err: unknown) => {
+      this.refuse(ex, method, id, new GovError('service_unavailable', { details: `approval store: ${(err as Error)?.message ?? String(err)}` }), correlationId, started);
+    });
   }
 
   private refuse(ex: Exchange, method: string, id: unknown, err: GovError, correlationId: string, started: number): void {
@@ -267,15 +304,18 @@ export class Pipeline {
   private settle(judged: Decision, subject: Subject, correlationId: string, sessionId: string | undefined, snapshot: Snapshot, t0: number): Verdict {
     const o = this.o;
     const { method, resource, sourceId } = subject;
-    const decision = approvalGate(judged);
+    const decision = o.approvals === undefined ? approvalGate(judged) : judged;
     const judgeMs = performance.now() - t0;
+    const needsHuman = decision.action === 'approve';
     const blocked = decision.action === 'deny';
-    const wouldBlock = blocked && o.mode === 'audit';
+    // The development profile auto-approves (audited as such) as it forwards denials.
+    const wouldBlock = (blocked || needsHuman) && o.mode === 'audit';
     o.telemetry.decision({
       correlationId, session: sessionId, principal: o.principal, method, tool: resource, sourceId,
       decision, mode: o.mode, wouldBlock, snapshot: snapshot.version, judgeMs,
     });
-    if (!blocked || wouldBlock) return undefined;
+    if (wouldBlock || (!blocked && !needsHuman)) return undefined;
+    if (needsHuman) return new Hold(decision, subject);
     return new GovError(decision.error ?? 'governance_rule_denied', { tool: resource, details: decision.reason });
   }
 
@@ -332,7 +372,11 @@ export class Pipeline {
         continue;
       }
       if (m.method !== undefined && m.id !== undefined) {
-        const denied = verdicts[i];
+        let denied = verdicts[i];
+        if (denied instanceof Hold) {
+          // A batch answers as one body; one element waiting minutes for a person would hold every other answer.
+          denied = new GovError('invalid_request', { subject: `'${denied.subject.resource}' needs approval and cannot be part of a batch; send it on its own` });
+        }
         if (denied !== undefined) {
           collector.answer(i, errorResponse(m.id, denied, correlationId));
           continue;
@@ -375,13 +419,24 @@ export class Pipeline {
   }
 }
 
-/** What judging a request comes to: the error to answer with, or undefined to forward. */
-type Verdict = GovError | undefined;
+/** A call gate 4 must hold for a human. */
+export class Hold {
+  constructor(readonly decision: Decision, readonly subject: Subject) {}
+}
+
+/** What judging a request comes to: the error to answer with, a hold for approval, or undefined to forward. */
+type Verdict = GovError | Hold | undefined;
 
 function asGovError(err: unknown): GovError {
   if (err instanceof GovError) return err;
   // Fail closed: a gate that could not decide denies.
   return new GovError('policy_denied', { details: `evaluation failed: ${(err as Error)?.message ?? String(err)}` });
+}
+
+/** Tasks (SEP-1686) exist from protocol revision 2025-11-25 on. */
+function supportsTasks(message: unknown): boolean {
+  const v = (message as { result?: { protocolVersion?: unknown } } | null)?.result?.protocolVersion;
+  return typeof v === 'string' && v >= '2025-11-25';
 }
 
 function isJsonContentType(type: string | undefined): boolean {
@@ -436,7 +491,12 @@ export class ExchangeContext implements RelayContext {
       if (typeof version === 'string') o.sessions.remember(this.upstreamSession, version);
     }
     if (o.mode === 'bypass') return undefined;
-    return filterListResponse(message, this.snapshot, this.snapshot.config.sources[0]!.id) ? JSON.stringify(message) : undefined;
+    const sourceId = this.snapshot.config.sources[0]!.id;
+    let changed = filterListResponse(message, this.snapshot, sourceId);
+    if (o.approvals !== undefined && o.mode === 'enforce' && (this.method === 'tools/list' || (this.isInitialize && supportsTasks(message)))) {
+      changed = advertiseTasks(message, this.snapshot, sourceId, this.isInitialize) || changed;
+    }
+    return changed ? JSON.stringify(message) : undefined;
   }
 
   renderError(err: GovError): string {

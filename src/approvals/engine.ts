@@ -54,6 +54,8 @@ export interface NewApproval {
   requestId: string | number;
   /** SEP-1686 ttl granted to the task (ms), from creation */
   taskTtlMs?: number;
+  /** a standing approval already covers it: created approved, executed at once, nobody asked */
+  preapprovedBy?: string;
 }
 
 export const SYSTEM_AUTO_APPROVE = 'system:auto-approve';
@@ -151,10 +153,19 @@ export class ApprovalEngine implements ApprovalDecider {
       keepUntil: n.taskTtlMs !== undefined ? now + n.taskTtlMs : expiresAt + this.o.retentionMs,
       pollIntervalMs: pollIntervalFor(n.timeoutMs),
     };
+    if (n.preapprovedBy !== undefined) {
+      rec.state = 'approved';
+      rec.decidedBy = n.preapprovedBy;
+      rec.decidedAt = now;
+    }
     if (!(await this.o.store.create(rec, this.o.maxPending))) {
       throw new GovError('rate_limited', { tool: n.tool, details: `${this.o.maxPending} approvals already pending`, retryAfter: 60 });
     }
     this.o.events.transition(rec, 'new');
+    if (rec.state === 'approved') {
+      await this.maybeExecute(rec);
+      return rec;
+    }
     this.arm(rec);
     const channel = this.o.channels.get(rec.channel);
     if (channel !== undefined) {

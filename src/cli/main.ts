@@ -8,6 +8,7 @@ Usage:
   thoughtgate serve [--config FILE] [--profile production|development] [--bind ADDR]
   thoughtgate check [--config FILE] [--json] CASES
   thoughtgate validate [--config FILE]
+  thoughtgate approvals list [--json] | approve ID | reject ID [--reason R]  [--admin URL]
   thoughtgate --help | --version
 
 Commands:
@@ -21,6 +22,8 @@ Commands:
             when an expectation fails — for testing policies in CI
   validate  load the config and its policies as serve would; exit 1 with the error's
             file, line and field when they are invalid
+  approvals list, approve or reject calls held for a human, and revoke standing
+            approvals, on a running sidecar (its admin port; THOUGHTGATE_ADMIN_TOKEN)
 
 Run 'thoughtgate serve --help' for its flags and environment variables.
 `;
@@ -132,6 +135,10 @@ export async function main(argv: string[]): Promise<number | undefined> {
         return await check(rest);
       case 'validate':
         return await validate(rest);
+      case 'approvals': {
+        const { approvalsCommand } = await import('./approvals.js');
+        return await approvalsCommand(rest);
+      }
       default:
         process.stderr.write(`thoughtgate: unknown command '${command}'\n\n${TOP_HELP}`);
         return 2;

@@ -30,6 +30,33 @@ export interface Settings {
   /** Bearer token the decision API requires; undefined = open */
   apiToken: string | undefined;
   limits: Limits;
+  approvals: ApprovalSettings;
+}
+
+/** Gate 4: where approvals live, how they are asked for and held. */
+export interface ApprovalSettings {
+  /** embedded store directory (THOUGHTGATE_STATE_DIR) */
+  stateDir: string;
+  /** overrides the config's `state:` (a directory or redis://…) */
+  state: string | undefined;
+  maxPending: number;
+  /** timeout of `approve` rules with no workflow (the original's THOUGHTGATE_APPROVAL_TIMEOUT_SECS) */
+  defaultTimeoutMs: number;
+  retentionMs: number;
+  taskTtlMinMs: number;
+  taskTtlMaxMs: number;
+  keepaliveMs: number;
+  /** undefined: a token is generated at start and written to the state directory */
+  adminToken: string | undefined;
+  consoleUrl: string | undefined;
+  inboundPort: number;
+  inboundBind: string;
+  slackToken: string | undefined;
+  slackChannel: string;
+  slackSigningSecret: string | undefined;
+  slackApiUrl: string | undefined;
+  slackPollMs: number;
+  webhookSecret: string | undefined;
 }
 
 export class SettingsError extends Error {}
@@ -90,7 +117,30 @@ export const ENV_HELP: ReadonlyArray<readonly [string, string]> = [
   ['THOUGHTGATE_CEDAR_QUEUE', 'Cedar evaluations waiting for a worker; more get -32009 (default 256)'],
   ['THOUGHTGATE_API_TOKEN', 'Bearer token required by the decision API (/api/v1/governance/*); unset = open'],
   ['THOUGHTGATE_LOG_LEVEL', 'log level: debug, info (default), warn, error'],
+  ['THOUGHTGATE_STATE_DIR', 'embedded approval store directory (default $XDG_STATE_HOME/thoughtgate or ~/.local/state/thoughtgate)'],
+  ['THOUGHTGATE_STATE', 'approval store: a directory or redis://host:port/db (replicas share it); overrides the config\'s state:'],
+  ['THOUGHTGATE_MAX_PENDING_APPROVALS', 'most approvals waiting at once; more get -32009 (default 1000)'],
+  ['THOUGHTGATE_APPROVAL_TIMEOUT_SECS', 'approval timeout of approve rules without a workflow (default 600)'],
+  ['THOUGHTGATE_APPROVAL_RETENTION_SECS', 'how long a finished approval and its result are kept (default 3600)'],
+  ['THOUGHTGATE_TASK_TTL_MIN_SECS', 'shortest task ttl granted to a client (default 60)'],
+  ['THOUGHTGATE_TASK_TTL_MAX_SECS', 'longest task ttl granted to a client (default 86400)'],
+  ['THOUGHTGATE_KEEPALIVE_INTERVAL_SECS', 'keep-alive / progress interval while a call is held (default 15)'],
+  ['THOUGHTGATE_ADMIN_TOKEN', 'token for the approvals console and API on the admin port; unset = generated at start (logged, saved in the state directory)'],
+  ['THOUGHTGATE_CONSOLE_URL', 'public address of the console for links in Slack and errors (default http://127.0.0.1:<admin port>/approvals)'],
+  ['THOUGHTGATE_INBOUND_PORT', 'inbound port for webhook decisions and Slack buttons (default 7468; started only when needed)'],
+  ['THOUGHTGATE_INBOUND_BIND', 'inbound bind address (default 0.0.0.0)'],
+  ['THOUGHTGATE_SLACK_BOT_TOKEN', 'Slack bot token; without it approvals go to the console'],
+  ['THOUGHTGATE_SLACK_CHANNEL', 'default Slack channel for approval messages (default #approvals)'],
+  ['THOUGHTGATE_SLACK_SIGNING_SECRET', 'Slack signing secret: enables Approve/Reject buttons (POST /slack/interactions on the inbound port)'],
+  ['THOUGHTGATE_SLACK_API_URL', 'Slack Web API base URL (default https://slack.com/api/)'],
+  ['THOUGHTGATE_APPROVAL_POLL_INTERVAL_MS', 'how often Slack reactions are polled (default 2000)'],
+  ['THOUGHTGATE_WEBHOOK_SECRET', 'HMAC secret of webhook workflows without secret_env'],
 ];
+
+function defaultStateDir(env: Env): string {
+  const base = env['XDG_STATE_HOME'] || (env['HOME'] ? `${env['HOME']}/.local/state` : '.');
+  return `${base}/thoughtgate`;
+}
 
 export function resolveSettings(flags: Flags, env: Env = process.env): Settings {
   const profileRaw = flags.profile ?? env['THOUGHTGATE_PROFILE'];
@@ -143,5 +193,25 @@ export function resolveSettings(flags: Flags, env: Env = process.env): Settings 
     cedarQueue: int(env, 'THOUGHTGATE_CEDAR_QUEUE', 256, 1, 1_000_000),
     apiToken: env['THOUGHTGATE_API_TOKEN'] || undefined,
     limits,
+    approvals: {
+      stateDir: env['THOUGHTGATE_STATE_DIR'] || defaultStateDir(env),
+      state: env['THOUGHTGATE_STATE'] || undefined,
+      maxPending: int(env, 'THOUGHTGATE_MAX_PENDING_APPROVALS', 1000, 1, 1_000_000),
+      defaultTimeoutMs: int(env, 'THOUGHTGATE_APPROVAL_TIMEOUT_SECS', 600, 5, 7 * 86_400) * 1000,
+      retentionMs: int(env, 'THOUGHTGATE_APPROVAL_RETENTION_SECS', 3600, 1, 30 * 86_400) * 1000,
+      taskTtlMinMs: int(env, 'THOUGHTGATE_TASK_TTL_MIN_SECS', 60, 1, 30 * 86_400) * 1000,
+      taskTtlMaxMs: int(env, 'THOUGHTGATE_TASK_TTL_MAX_SECS', 86_400, 1, 30 * 86_400) * 1000,
+      keepaliveMs: int(env, 'THOUGHTGATE_KEEPALIVE_INTERVAL_SECS', 15, 1, 3600) * 1000,
+      adminToken: env['THOUGHTGATE_ADMIN_TOKEN'] || undefined,
+      consoleUrl: env['THOUGHTGATE_CONSOLE_URL'] || undefined,
+      inboundPort: int(env, 'THOUGHTGATE_INBOUND_PORT', 7468, 0, 65535),
+      inboundBind: env['THOUGHTGATE_INBOUND_BIND'] || '0.0.0.0',
+      slackToken: env['THOUGHTGATE_SLACK_BOT_TOKEN'] || undefined,
+      slackChannel: env['THOUGHTGATE_SLACK_CHANNEL'] || '#approvals',
+      slackSigningSecret: env['THOUGHTGATE_SLACK_SIGNING_SECRET'] || undefined,
+      slackApiUrl: env['THOUGHTGATE_SLACK_API_URL'] || undefined,
+      slackPollMs: int(env, 'THOUGHTGATE_APPROVAL_POLL_INTERVAL_MS', 2000, 10, 600_000),
+      webhookSecret: env['THOUGHTGATE_WEBHOOK_SECRET'] || undefined,
+    },
   };
 }

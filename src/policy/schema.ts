@@ -54,10 +54,12 @@ const rule = z
 
 const destination = z
   .object({
-    type: z.enum(['slack']),
-    channel: z.string(),
+    type: z.enum(['slack', 'console', 'webhook']),
+    channel: z.string().optional(),
     token_env: z.string().optional(),
     mention: z.array(z.string()).optional(),
+    url: z.string().optional(),
+    secret_env: z.string().optional(),
   })
   .strict();
 
@@ -65,8 +67,12 @@ const destination = z
 const workflow = z
   .object({
     destination: destination.optional(),
-    adapter: z.enum(['slack']).optional(),
+    adapter: z.enum(['slack', 'console', 'webhook']).optional(),
     channel: z.string().optional(),
+    url: z.string().optional(),
+    secret_env: z.string().optional(),
+    approvers: z.array(z.string()).optional(),
+    required_approvals: z.number().int().min(1).max(10).optional(),
     timeout: duration.optional(),
     on_timeout: z.enum(['deny', 'approve']).optional(),
     blocking_timeout: duration.optional(),
@@ -130,6 +136,8 @@ export const configSchema = z
     approval: z.record(workflow).optional(),
     cedar: cedar.optional(),
     telemetry: telemetry.default({}),
+    /** where approvals live: a directory (embedded store) or redis://… (shared by replicas) */
+    state: z.string().optional(),
   })
   .strict();
 

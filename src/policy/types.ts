@@ -44,8 +44,25 @@ export interface SlackDestination {
   mention?: string[];
 }
 
+export interface ConsoleDestination {
+  type: 'console';
+}
+
+export interface WebhookDestination {
+  type: 'webhook';
+  url: string;
+  /** environment variable holding the HMAC secret (default THOUGHTGATE_WEBHOOK_SECRET) */
+  secret_env?: string;
+}
+
+export type Destination = SlackDestination | ConsoleDestination | WebhookDestination;
+
 export interface WorkflowConfig {
-  destination: SlackDestination;
+  destination: Destination;
+  /** who may decide (channel user ids / names); empty = anyone with access to the channel */
+  approvers: string[];
+  /** distinct approvals needed (default 1) */
+  required_approvals: number;
   timeout_ms: number;
   on_timeout: 'deny' | 'approve';
   blocking_timeout_ms?: number;
@@ -77,6 +94,8 @@ export interface Config {
   approval: Record<string, WorkflowConfig>;
   cedar?: CedarConfig;
   telemetry: TelemetryConfig;
+  /** approval state: a directory or a redis:// URL (undefined: THOUGHTGATE_STATE_DIR / default) */
+  state?: string;
   /** absolute path of the file this came from (for messages) */
   path: string;
   /** non-fatal findings (the original's V-004 etc.), each naming file:line */

@@ -5,7 +5,7 @@ import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { globError } from './glob.js';
 import type { RawConfig, RawSource, RawWorkflow } from './schema.js';
-import type { CedarConfig, Config, RuleConfig, SourceConfig, TelemetryConfig, WorkflowConfig } from './types.js';
+import type { CedarConfig, Config, Destination, RuleConfig, SourceConfig, TelemetryConfig, WorkflowConfig } from './types.js';
 
 export type YamlPath = readonly (string | number)[];
 
@@ -131,6 +131,7 @@ export function validate(raw: RawConfig, js: unknown, dir: string): Validated {
       approval: Object.fromEntries(workflowNames.map((n) => [n, normaliseWorkflow(workflows[n]!)])),
       ...(cedar === undefined ? {} : { cedar }),
       telemetry: normaliseTelemetry(raw.telemetry),
+      ...(raw.state === undefined ? {} : { state: raw.state }),
     },
     errors,
     warnings,
@@ -181,8 +182,21 @@ function checkWorkflow(name: string, w: RawWorkflow, at: YamlPath, err: Err): vo
   } else if (w.destination === undefined && w.adapter === undefined) {
     err([...at, 'destination'], "missing required field (or the short form 'adapter: slack' with 'channel')");
   }
-  if (w.destination !== undefined && w.channel !== undefined) err([...at, 'channel'], "'channel' belongs inside 'destination'");
-  if (w.adapter !== undefined && w.channel === undefined) err([...at, 'channel'], "missing required field ('adapter' needs 'channel')");
+  if (w.destination !== undefined) {
+    for (const f of ['channel', 'url', 'secret_env'] as const) if (w[f] !== undefined) err([...at, f], `'${f}' belongs inside 'destination'`);
+  }
+  const type = w.destination?.type ?? w.adapter;
+  const where = w.destination !== undefined ? [...at, 'destination'] : at;
+  const channel = w.destination?.channel ?? w.channel;
+  const url = w.destination?.url ?? w.url;
+  if (type === 'slack' && channel === undefined) err([...where, 'channel'], "missing required field (a slack workflow needs 'channel')");
+  if (type === 'webhook') {
+    if (url === undefined) err([...where, 'url'], "missing required field (a webhook workflow needs 'url')");
+    else if (!/^https?:\/\//.test(url)) err([...where, 'url'], `webhook url must be http:// or https:// (got '${url}')`);
+  }
+  if (w.required_approvals !== undefined && w.approvers !== undefined && w.approvers.length > 0 && w.approvers.length < w.required_approvals) {
+    err([...at, 'required_approvals'], `workflow '${name}' needs ${w.required_approvals} approvals but lists only ${w.approvers.length} approvers`);
+  }
   for (const field of ['timeout', 'blocking_timeout'] as const) {
     const ms = w[field];
     if (ms !== undefined && ms < MIN_WORKFLOW_TIMEOUT_MS) {
@@ -252,12 +266,15 @@ function normaliseSource(s: RawSource): SourceConfig {
 }
 
 function normaliseWorkflow(w: RawWorkflow): WorkflowConfig {
-  const d = w.destination;
+  const d = w.destination ?? { type: w.adapter!, channel: w.channel, url: w.url, secret_env: w.secret_env };
+  const destination: Destination =
+    d.type === 'slack' ? clean({ type: 'slack', channel: d.channel!, token_env: d.token_env, mention: d.mention })
+      : d.type === 'webhook' ? clean({ type: 'webhook', url: d.url!, secret_env: d.secret_env })
+        : { type: 'console' };
   return clean<WorkflowConfig>({
-    destination:
-      d === undefined
-        ? { type: 'slack', channel: w.channel! }
-        : clean({ type: d.type, channel: d.channel, token_env: d.token_env, mention: d.mention }),
+    destination,
+    approvers: w.approvers ?? [],
+    required_approvals: w.required_approvals ?? 1,
     timeout_ms: w.timeout ?? DEFAULT_WORKFLOW_TIMEOUT_MS,
     on_timeout: w.on_timeout ?? 'deny',
     blocking_timeout_ms: w.blocking_timeout,

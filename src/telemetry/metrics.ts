@@ -220,7 +220,7 @@ export function createMetrics() {
       f.policiesLoaded.c0().value = n;
     },
 
-    recordApprovalRequest(channel: string, outcome: 'pending' | 'approved' | 'rejected'): void {
+    recordApprovalRequest(channel: string, outcome: 'pending' | 'approved' | 'rejected' | 'expired' | 'cancelled'): void {
       f.approvalRequests.c2(channel, outcome).value++;
     },
     observeApprovalWait(channel: string, outcome: string, seconds: number): void {

@@ -1,0 +1,350 @@
+// Gate 4 as the traffic port sees it. A call the gates judged `approve`:
+//   - is forwarded at once when a standing approval covers it;
+//   - with `params.task` (SEP-1686, tools/call): answered at once with a task, executed as soon
+//     as a human approves, its result kept for tasks/result;
+//   - otherwise held open: SSE keep-alives (progress notifications when the client sent a
+//     progressToken) or, for a JSON-only client, leading whitespace, until the decision.
+// Also answers tasks/get, tasks/result, tasks/list and tasks/cancel for our task ids, and
+// executes approved calls (after re-judging them when the policy changed meanwhile).
+import { GovError, errorResponse } from '../core/errors.js';
+import type { Principal } from '../core/policy-engine.js';
+import { formatSseEvent } from '../framing/sse.js';
+import type { Decision, Subject } from '../gates/decision.js';
+import { judge } from '../gates/judge.js';
+import type { Snapshot, WorkflowConfig } from '../policy/types.js';
+import { upstreamHeaders } from '../session/headers.js';
+import type { Exchange } from '../transport/http-server.js';
+import type { HeaderMap, Upstream } from '../upstream/types.js';
+import { CaptureSink } from './capture.js';
+import type { ApprovalEngine } from './engine.js';
+import { TERMINAL_STATES, type ApprovalRecord, type Outcome } from './types.js';
+
+export const TASK_ID_PREFIX = 'tg_';
+const JSON_HEADERS: HeaderMap = { 'content-type': 'application/json' };
+const TASKS_PAGE = 50;
+
+export interface GatewayOptions {
+  engine: ApprovalEngine;
+  upstream: Upstream;
+  snapshot: () => Snapshot;
+  principal: Principal;
+  keepaliveMs: number;
+  taskTtlMinMs: number;
+  taskTtlMaxMs: number;
+  /** timeout of approve rules that name no workflow */
+  defaultTimeoutMs: number;
+  /** largest upstream answer kept for an approved call */
+  maxResultBytes: number;
+  /** the channel a workflow's requests go to (resolved at start: Slack without a token → console) */
+  channelFor: (name: string, workflow: WorkflowConfig | undefined) => string;
+  /** where a person approves (shown to clients that are kept waiting) */
+  consoleUrl: string;
+}
+
+/** What the pipeline knows about the call being held. */
+export interface HeldCall {
+  message: { id: string | number; method: string; params?: Record<string, unknown> };
+  subject: Subject;
+  decision: Decision;
+  correlationId: string;
+  sessionId: string | undefined;
+  snapshot: Snapshot;
+}
+
+/** The wire status of a record (SEP-1686 has five). */
+function wireStatus(r: ApprovalRecord): 'working' | 'input_required' | 'completed' | 'failed' | 'cancelled' {
+  switch (r.state) {
+    case 'completed': return 'completed';
+    case 'cancelled': return 'cancelled';
+    case 'failed': case 'rejected': case 'expired': return 'failed';
+    default: return 'working';
+  }
+}
+
+function statusMessage(r: ApprovalRecord): string {
+  switch (r.state) {
+    case 'pending': return `Awaiting human approval (${r.votes.filter((v) => v.verdict === 'approve').length}/${r.requiredApprovals}) via ${r.channel}`;
+    case 'approved': case 'executing': return `Approved by ${r.decidedBy}; executing`;
+    case 'completed': return `Approved by ${r.decidedBy}; completed`;
+    case 'failed': return `Approved by ${r.decidedBy}; the call failed`;
+    case 'rejected': return `Rejected by ${r.decidedBy}${r.reason ? `: ${r.reason}` : ''}`;
+    case 'expired': return `No decision within ${Math.round((r.expiresAt - r.createdAt) / 1000)}s; not executed`;
+    case 'cancelled': return `Cancelled by ${r.decidedBy}`;
+  }
+}
+
+export function taskView(r: ApprovalRecord, now = Date.now()): Record<string, unknown> {
+  const view: Record<string, unknown> = {
+    taskId: r.id,
+    status: wireStatus(r),
+    statusMessage: statusMessage(r),
+    createdAt: new Date(r.createdAt).toISOString(),
+    lastUpdatedAt: new Date(r.updatedAt).toISOString(),
+    ttl: Math.max(0, r.keepUntil - r.createdAt),
+  };
+  if (!TERMINAL_STATES.has(r.state)) view.pollInterval = r.pollIntervalMs;
+  void now;
+  return view;
+}
+
+/** The error a client gets for a call that was not executed (or failed). */
+export function outcomeError(r: ApprovalRecord): GovError | undefined {
+  switch (r.state) {
+    case 'rejected':
+      return new GovError('approval_rejected', { tool: r.tool, details: `rejected by ${r.decidedBy}${r.reason ? `: ${r.reason}` : ''}` });
+    case 'expired':
+      return new GovError('approval_timeout', { tool: r.tool, details: `after ${Math.round((r.expiresAt - r.createdAt) / 1000)}s with no decision; not executed` });
+    case 'cancelled':
+      return new GovError('task_cancelled', { subject: r.id, tool: r.tool, details: `cancelled by ${r.decidedBy}` });
+    default:
+      return undefined;
+  }
+}
+
+/** The JSON-RPC response text for a finished record, answering request `id`. */
+export function finalResponse(r: ApprovalRecord, id: unknown, correlationId: string): string {
+  const err = outcomeError(r);
+  if (err !== undefined) return errorResponse(id, err, correlationId);
+  const o = r.outcome;
+  if (o?.error !== undefined) return JSON.stringify({ jsonrpc: '2.0', id, error: o.error });
+  return JSON.stringify({ jsonrpc: '2.0', id, result: o?.result ?? {} });
+}
+
+export class ApprovalGateway {
+  /** requests held open right now (ended with a retriable error at shutdown) */
+  readonly held = new Set<HeldExchange>();
+
+  constructor(private readonly o: GatewayOptions) {}
+
+  /** Shutdown: held clients are told to retry; their approvals stay pending in the store. */
+  closeHeld(): void {
+    for (const h of [...this.held]) h.abandon();
+  }
+
+  get engine(): ApprovalEngine {
+    return this.o.engine;
+  }
+
+  workflowOf(decision: Decision, snapshot: Snapshot): { name: string; workflow: WorkflowConfig | undefined } {
+    const all = snapshot.config.approval;
+    if (decision.approval !== undefined && all[decision.approval] !== undefined) return { name: decision.approval, workflow: all[decision.approval] };
+    const names = Object.keys(all);
+    if (names.length === 1) return { name: names[0]!, workflow: all[names[0]!] };
+    return { name: 'default', workflow: undefined };
+  }
+
+  /**
+   * Takes over a call that needs approval. Resolves to 'forward' when a standing approval
+   * covers it (the pipeline then forwards it as usual); otherwise the exchange is answered here.
+   */
+  async hold(ex: Exchange, call: HeldCall): Promise<'forward' | 'handled'> {
+    const { message, subject, decision, snapshot } = call;
+    const o = this.o;
+    const tool = subject.resource!;
+    const params = message.params ?? {};
+    const task = params['task'];
+    const asTask = message.method === 'tools/call' && task !== null && typeof task === 'object' && !Array.isArray(task);
+    const grant = await o.engine.findGrant({ tool, sourceId: subject.sourceId, principal: o.principal.id, arguments: subject.arguments, sessionId: call.sessionId, snapshot: snapshot.version });
+    // A client that asked for a task gets one even when nobody needs to be asked.
+    if (grant !== undefined && !asTask) return 'forward';
+    if (ex.aborted) return 'handled';
+    const { name, workflow } = this.workflowOf(decision, snapshot);
+    let ttl: number | undefined;
+    let body = ex.body!.toString('utf8');
+    if (asTask) {
+      const requested = (task as { ttl?: unknown }).ttl;
+      const want = typeof requested === 'number' && Number.isFinite(requested) && requested > 0 ? requested : (workflow?.timeout_ms ?? o.defaultTimeoutMs) + 3_600_000;
+      ttl = Math.min(o.taskTtlMaxMs, Math.max(o.taskTtlMinMs, Math.round(want)));
+      // We own the task; the upstream gets the plain call.
+      const { task: _dropped, ...rest } = params;
+      body = JSON.stringify({ jsonrpc: '2.0', id: message.id, method: message.method, params: rest });
+    }
+    const rec = await o.engine.request({
+      mode: asTask ? 'task' : 'held',
+      method: message.method,
+      tool,
+      arguments: subject.arguments ?? {},
+      principal: o.principal.id,
+      sessionId: call.sessionId,
+      sourceId: subject.sourceId,
+      workflow: name,
+      channel: o.channelFor(name, workflow),
+      snapshot: snapshot.version,
+      correlationId: call.correlationId,
+      timeoutMs: workflow?.timeout_ms ?? o.defaultTimeoutMs,
+      onTimeout: workflow?.on_timeout ?? 'deny',
+      requiredApprovals: workflow?.required_approvals ?? 1,
+      approvers: workflow?.approvers ?? [],
+      request: { path: ex.path, headers: upstreamHeaders(ex.headers), body },
+      requestId: message.id,
+      ...(ttl === undefined ? {} : { taskTtlMs: ttl }),
+      ...(grant === undefined ? {} : { preapprovedBy: `grant:${grant.id} (${grant.grantedBy})` }),
+    });
+    if (asTask) {
+      ex.respond(200, JSON_HEADERS, JSON.stringify({ jsonrpc: '2.0', id: message.id, result: { task: taskView(rec) } }));
+      return 'handled';
+    }
+    new HeldExchange(ex, rec, message, call.correlationId, this.o, this.held).start();
+    return 'handled';
+  }
+
+  /** tasks/* for our ids (and tasks/list). Returns false when the request is not ours. */
+  isOurs(method: string, params: Record<string, unknown> | undefined): boolean {
+    if (method === 'tasks/list') return true;
+    if (method !== 'tasks/get' && method !== 'tasks/result' && method !== 'tasks/cancel') return false;
+    const id = params?.['taskId'];
+    return typeof id === 'string' && id.startsWith(TASK_ID_PREFIX);
+  }
+
+  async taskMethod(method: string, params: Record<string, unknown> | undefined, id: unknown, correlationId: string): Promise<string> {
+    const o = this.o;
+    const now = Date.now();
+    if (method === 'tasks/list') {
+      const cursor = params?.['cursor'];
+      const start = typeof cursor === 'string' && /^\d+$/.test(cursor) ? Number(cursor) : 0;
+      const mine = await o.engine.list((r) => r.mode === 'task' && r.principal === o.principal.id);
+      const page = mine.slice(start, start + TASKS_PAGE).map((r) => taskView(r, now));
+      const result: Record<string, unknown> = { tasks: page };
+      if (start + TASKS_PAGE < mine.length) result.nextCursor = String(start + TASKS_PAGE);
+      return JSON.stringify({ jsonrpc: '2.0', id, result });
+    }
+    const taskId = params!['taskId'] as string;
+    const rec = await o.engine.get(taskId);
+    // Another principal's task does not exist as far as this caller is concerned.
+    if (rec === undefined || rec.principal !== o.principal.id) return errorResponse(id, new GovError('task_not_found', { subject: taskId }), correlationId);
+    if (rec.keepUntil <= now && !TERMINAL_STATES.has(rec.state)) {
+      return errorResponse(id, new GovError('task_expired', { subject: taskId, tool: rec.tool }), correlationId);
+    }
+    switch (method) {
+      case 'tasks/get':
+        return JSON.stringify({ jsonrpc: '2.0', id, result: taskView(rec, now) });
+      case 'tasks/cancel': {
+        if (TERMINAL_STATES.has(rec.state) && rec.state !== 'cancelled') {
+          return errorResponse(id, new GovError('invalid_params', { subject: `task '${taskId}' is already ${wireStatus(rec)} and cannot be cancelled` }), correlationId);
+        }
+        if (rec.state !== 'pending' && rec.state !== 'cancelled') {
+          return errorResponse(id, new GovError('invalid_params', { subject: `task '${taskId}' was approved and is executing; it cannot be cancelled` }), correlationId);
+        }
+        const after = rec.state === 'cancelled' ? rec : await o.engine.cancel(taskId, `requester:${o.principal.id}`);
+        return JSON.stringify({ jsonrpc: '2.0', id, result: taskView(after ?? rec, now) });
+      }
+      default: { // tasks/result
+        if (!TERMINAL_STATES.has(rec.state)) {
+          return errorResponse(id, new GovError('task_result_not_ready', { subject: taskId, details: `${statusMessage(rec)}; poll tasks/get` }), correlationId);
+        }
+        const text = finalResponse(rec, id, correlationId);
+        if (rec.state !== 'completed') return text;
+        // The related-task marker tells the client which task this result belongs to.
+        const msg = JSON.parse(text) as { result: Record<string, unknown> };
+        const meta = (msg.result['_meta'] as Record<string, unknown> | undefined) ?? {};
+        msg.result['_meta'] = { ...meta, 'io.modelcontextprotocol/related-task': { taskId } };
+        return JSON.stringify(msg);
+      }
+    }
+  }
+
+  /** Forwards an approved call; the policy is consulted again when it changed since the request. */
+  async execute(rec: ApprovalRecord): Promise<Outcome> {
+    const o = this.o;
+    const snapshot = o.snapshot();
+    if (snapshot.version !== rec.snapshot) {
+      const subject: Subject = { method: rec.method, resource: rec.tool, sourceId: rec.sourceId, arguments: rec.arguments, principal: o.principal };
+      const d = await judge(subject, snapshot);
+      if (d.action === 'deny') {
+        const err = new GovError('policy_drift', { tool: rec.tool, details: `approved on policy ${rec.snapshot}, now denied: ${d.reason}` });
+        return { error: { code: err.code, message: err.message, data: { details: err.details } } };
+      }
+    }
+    return new Promise<Outcome>((resolve) => {
+      const sink = new CaptureSink(rec.requestId, o.maxResultBytes, resolve);
+      o.upstream.send({
+        method: 'POST',
+        path: rec.request.path,
+        headers: rec.request.headers,
+        body: Buffer.from(rec.request.body, 'utf8'),
+        correlationId: rec.correlationId,
+        message: { kind: 'request', id: rec.requestId, method: rec.method, progressToken: undefined, isInitialize: false, modern: false },
+      }, sink);
+    });
+  }
+}
+
+/** One client request held open until its approval is settled and the call has run. */
+class HeldExchange {
+  private timer: NodeJS.Timeout | undefined;
+  private unwatch: (() => void) | undefined;
+  private readonly sse: boolean;
+  private readonly progressToken: unknown;
+  private ticks = 0;
+  private done = false;
+
+  constructor(
+    private readonly ex: Exchange,
+    private readonly rec: ApprovalRecord,
+    private readonly message: HeldCall['message'],
+    private readonly correlationId: string,
+    private readonly o: GatewayOptions,
+    private readonly registry: Set<HeldExchange>,
+  ) {
+    this.sse = acceptsEventStream(ex.headers['accept']);
+    this.progressToken = (message.params?.['_meta'] as Record<string, unknown> | undefined)?.['progressToken'];
+  }
+
+  start(): void {
+    const ex = this.ex;
+    this.registry.add(this);
+    ex.onAbort = () => this.stop(); // the record stays: it may still be approved and its result kept
+    ex.onDrain = null;
+    ex.writeHead(200, this.sse ? { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' } : JSON_HEADERS);
+    this.tick();
+    this.timer = setInterval(() => this.tick(), this.o.keepaliveMs);
+    this.unwatch = this.o.engine.watch(this.rec.id, (r) => this.changed(r));
+    // It may have been decided before we started watching.
+    void this.o.engine.get(this.rec.id).then((r) => r && this.changed(r));
+  }
+
+  private tick(): void {
+    if (this.done) return;
+    if (!this.sse) {
+      this.ex.write(' '); // leading whitespace is valid JSON and keeps the connection alive
+      return;
+    }
+    if (this.progressToken !== undefined) {
+      const note = {
+        jsonrpc: '2.0',
+        method: 'notifications/progress',
+        params: { progressToken: this.progressToken, progress: ++this.ticks, message: `Awaiting human approval ${this.rec.id}: ${this.o.consoleUrl}` },
+      };
+      this.ex.write(formatSseEvent({ event: 'message', data: JSON.stringify(note) }));
+    } else {
+      this.ex.write(': awaiting approval\n\n');
+    }
+  }
+
+  private changed(r: ApprovalRecord): void {
+    if (this.done || !TERMINAL_STATES.has(r.state)) return;
+    this.stop();
+    const text = finalResponse(r, this.message.id, this.correlationId);
+    this.ex.end(this.sse ? formatSseEvent({ event: 'message', data: text }) : text);
+  }
+
+  /** The sidecar is stopping: the client learns why and what stays (the approval, by id). */
+  abandon(): void {
+    if (this.done) return;
+    this.stop();
+    const err = new GovError('service_unavailable', { tool: this.rec.tool, retryAfter: 5, details: `the sidecar is shutting down; approval ${this.rec.id} stays pending and is kept across the restart` });
+    const text = errorResponse(this.message.id, err, this.correlationId);
+    this.ex.end(this.sse ? formatSseEvent({ event: 'message', data: text }) : text);
+  }
+
+  private stop(): void {
+    this.done = true;
+    this.registry.delete(this);
+    if (this.timer !== undefined) clearInterval(this.timer);
+    this.unwatch?.();
+  }
+}
+
+function acceptsEventStream(accept: string | undefined): boolean {
+  return accept !== undefined && accept.toLowerCase().includes('text/event-stream');
+}

@@ -1,0 +1,208 @@
+// Assembles gate 4 for the sidecar: the state store (embedded directory or Redis), the
+// channels each workflow asks through, the engine, and the gateway the pipeline holds calls
+// with. Metrics and audit lines for every approval event are written here.
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
+import type { ApprovalSettings } from '../cli/settings.js';
+import type { Principal } from '../core/policy-engine.js';
+import type { Config, Snapshot, WorkflowConfig } from '../policy/types.js';
+import type { AuditWriter } from '../telemetry/audit.js';
+import { logger } from '../telemetry/log.js';
+import { metrics } from '../telemetry/metrics.js';
+import type { Upstream } from '../upstream/types.js';
+import { ApprovalEngine } from './engine.js';
+import { ApprovalGateway } from './gateway.js';
+import { FileStore } from './store/file.js';
+import { TERMINAL_STATES, type ApprovalChannel, type ApprovalRecord, type ApprovalState, type StateStore } from './types.js';
+
+export interface Approvals {
+  engine: ApprovalEngine;
+  gateway: ApprovalGateway;
+  store: StateStore;
+  adminToken: string;
+  consoleUrl: string;
+  channels: Map<string, ApprovalChannel>;
+  close(): Promise<void>;
+}
+
+export interface ApprovalsDeps {
+  settings: ApprovalSettings;
+  config: Config;
+  snapshot: () => Snapshot;
+  upstream: Upstream;
+  principal: Principal;
+  audit: AuditWriter;
+  mode: string;
+  adminPort: number;
+  maxResultBytes: number;
+}
+
+/** `state:` from the environment or the config: a redis:// URL or a directory (relative to the config file). */
+export function stateLocation(s: ApprovalSettings, config: Config): { kind: 'redis'; url: string } | { kind: 'file'; dir: string } {
+  const raw = s.state ?? config.state;
+  if (raw === undefined) return { kind: 'file', dir: resolve(s.stateDir) };
+  if (/^rediss?:\/\//.test(raw)) return { kind: 'redis', url: raw };
+  return { kind: 'file', dir: isAbsolute(raw) ? raw : resolve(dirname(config.path), raw) };
+}
+
+async function openStore(s: ApprovalSettings, config: Config): Promise<StateStore> {
+  const where = stateLocation(s, config);
+  if (where.kind === 'redis') {
+    const { RedisStore } = await import('./store/redis.js');
+    const store = new RedisStore(where.url);
+    await store.open();
+    return store;
+  }
+  const store = new FileStore(where.dir);
+  await store.open();
+  return store;
+}
+
+/** The admin token: given, or generated once per state directory (0600) so the CLI can read it. */
+function adminToken(s: ApprovalSettings, config: Config): { token: string; generated: boolean; file?: string } {
+  if (s.adminToken !== undefined) return { token: s.adminToken, generated: false };
+  const where = stateLocation(s, config);
+  const dir = where.kind === 'file' ? where.dir : resolve(s.stateDir);
+  const file = join(dir, 'admin-token');
+  try {
+    const t = readFileSync(file, 'utf8').trim();
+    if (t.length >= 16) return { token: t, generated: true, file };
+  } catch { /* first start */ }
+  const token = randomBytes(24).toString('base64url');
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  writeFileSync(file, token + '\n', { mode: 0o600 });
+  return { token, generated: true, file };
+}
+
+/** Where the record of a workflow goes: Slack needs a token; without one the console asks. */
+function channelNameFor(name: string, w: WorkflowConfig | undefined, slackReady: boolean): string {
+  const type = w?.destination.type ?? 'console';
+  if (type === 'slack') return slackReady ? 'slack' : 'console';
+  if (type === 'webhook') return `webhook:${name}`;
+  return 'console';
+}
+
+/** The console needs no pushing: it lists the store. */
+const consoleChannel: ApprovalChannel = {
+  name: 'console',
+  start: async () => {},
+  post: async () => {},
+  update: async () => {},
+  close: async () => {},
+};
+
+export async function createApprovals(d: ApprovalsDeps): Promise<Approvals> {
+  const s = d.settings;
+  const store = await openStore(s, d.config);
+  const { token, generated, file } = adminToken(s, d.config);
+  const consoleUrl = s.consoleUrl ?? `http://127.0.0.1:${d.adminPort}/approvals`;
+  const channels = new Map<string, ApprovalChannel>([['console', consoleChannel]]);
+  const slackReady = s.slackToken !== undefined;
+  const extra = await buildChannels(d, consoleUrl, channels);
+  const replicaId = randomUUID();
+  let pending = 0;
+  const refreshPending = async (): Promise<void> => {
+    let n = 0;
+    for (const r of await store.list()) if (!TERMINAL_STATES.has(r.state) && r.mode === 'task') n++;
+    pending = n;
+    metrics.setTasksPending(pending);
+  };
+  let gateway: ApprovalGateway | undefined;
+  const engine = new ApprovalEngine({
+    store,
+    channels,
+    replicaId,
+    maxPending: s.maxPending,
+    retentionMs: s.retentionMs,
+    execute: (rec) => gateway!.execute(rec),
+    events: {
+      transition: (rec, from, by) => {
+        recordTransition(d, rec, from, by);
+        if (rec.mode === 'task') void refreshPending().catch(() => {});
+      },
+      log: (level, msg, fields) => logger[level](fields ?? {}, msg),
+    },
+  });
+  gateway = new ApprovalGateway({
+    engine,
+    upstream: d.upstream,
+    snapshot: d.snapshot,
+    principal: d.principal,
+    keepaliveMs: s.keepaliveMs,
+    taskTtlMinMs: s.taskTtlMinMs,
+    taskTtlMaxMs: s.taskTtlMaxMs,
+    defaultTimeoutMs: s.defaultTimeoutMs,
+    maxResultBytes: d.maxResultBytes,
+    channelFor: (name, w) => channelNameFor(name, w, slackReady),
+    consoleUrl,
+  });
+  await engine.start();
+  await refreshPending();
+  let heartbeat: NodeJS.Timeout | undefined;
+  if (store.heartbeat !== undefined) {
+    const beat = (): void => void store.heartbeat!(replicaId, 15_000).catch((e: Error) => logger.warn({ err: e.message }, 'state store heartbeat failed'));
+    beat();
+    heartbeat = setInterval(beat, 5_000);
+    heartbeat.unref();
+  }
+  const slackless = Object.entries(d.config.approval).filter(([, w]) => w.destination.type === 'slack').map(([n]) => n);
+  if (slackless.length > 0 && !slackReady) {
+    logger.warn({ workflows: slackless }, 'THOUGHTGATE_SLACK_BOT_TOKEN is not set: these Slack workflows ask through the console instead');
+  }
+  logger.info({ store: store.kind, where: store.where, console: consoleUrl, replica: replicaId, channels: [...channels.keys()] }, 'approvals ready');
+  if (generated) {
+    // Printed so `npm start` shows a working console at once; the file lets the CLI find it.
+    logger.info({ token_file: file }, `approvals console: ${consoleUrl}?token=${token}`);
+  }
+  return {
+    engine, gateway, store, adminToken: token, consoleUrl, channels,
+    close: async () => {
+      if (heartbeat !== undefined) clearInterval(heartbeat);
+      gateway!.closeHeld();
+      await engine.close();
+      await extra.close();
+      await store.close();
+    },
+  };
+}
+
+/** Slack and webhook channels are added by their modules when configured (see channels/). */
+async function buildChannels(_d: ApprovalsDeps, _consoleUrl: string, _channels: Map<string, ApprovalChannel>): Promise<{ close(): Promise<void> }> {
+  return { close: async () => {} };
+}
+
+/** Metrics and one audit line per approval event. */
+function recordTransition(d: ApprovalsDeps, rec: ApprovalRecord, from: ApprovalState | 'new', by: string | undefined): void {
+  const waited = ((rec.decidedAt ?? Date.now()) - rec.createdAt) / 1000;
+  let decision: string;
+  if (from === 'new') {
+    decision = rec.state === 'approved' ? 'approval_preapproved' : 'approval_requested';
+    metrics.recordApprovalRequest(rec.channel, 'pending');
+    if (rec.mode === 'task') metrics.recordTaskCreated();
+  } else {
+    decision = rec.state === 'executing' ? 'approval_executing' : rec.state;
+    if (rec.state === 'approved' || rec.state === 'rejected' || rec.state === 'expired' || rec.state === 'cancelled') {
+      metrics.recordApprovalRequest(rec.channel, rec.state);
+      metrics.observeApprovalWait(rec.channel, rec.state, waited);
+    }
+    if (rec.mode === 'task' && (rec.state === 'completed' || rec.state === 'failed' || rec.state === 'expired')) metrics.recordTaskCompleted(rec.state);
+  }
+  d.audit.write({
+    correlationId: rec.correlationId,
+    session: rec.sessionId,
+    principal: rec.principal,
+    method: rec.method,
+    tool: rec.tool,
+    source: rec.sourceId,
+    gate: 'approval',
+    decision,
+    mode: d.mode,
+    reason: rec.reason ?? (rec.outcome?.error !== undefined ? rec.outcome.error.message : undefined),
+    durationMs: from === 'new' ? 0 : waited * 1000,
+    snapshot: rec.snapshot,
+    approvalId: rec.id,
+    approver: by ?? rec.decidedBy,
+    outcome: rec.state,
+  });
+}
