@@ -42,7 +42,8 @@ export async function startProxy(yaml, { env = {}, args = [], expectFailure = fa
     cwd: dir,
     env: {
       ...process.env, THOUGHTGATE_OUTBOUND_PORT: String(port), THOUGHTGATE_ADMIN_PORT: String(adminPort),
-      THOUGHTGATE_AUDIT_PATH: auditPath, THOUGHTGATE_BIND: '127.0.0.1', THOUGHTGATE_ADMIN_BIND: '127.0.0.1', ...env,
+      THOUGHTGATE_AUDIT_PATH: auditPath, THOUGHTGATE_BIND: '127.0.0.1', THOUGHTGATE_ADMIN_BIND: '127.0.0.1',
+      THOUGHTGATE_STATE_DIR: join(dir, 'state'), THOUGHTGATE_ADMIN_TOKEN: 'test-admin-token', ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

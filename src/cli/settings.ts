@@ -117,7 +117,7 @@ export const ENV_HELP: ReadonlyArray<readonly [string, string]> = [
   ['THOUGHTGATE_CEDAR_QUEUE', 'Cedar evaluations waiting for a worker; more get -32009 (default 256)'],
   ['THOUGHTGATE_API_TOKEN', 'Bearer token required by the decision API (/api/v1/governance/*); unset = open'],
   ['THOUGHTGATE_LOG_LEVEL', 'log level: debug, info (default), warn, error'],
-  ['THOUGHTGATE_STATE_DIR', 'embedded approval store directory (default $XDG_STATE_HOME/thoughtgate or ~/.local/state/thoughtgate)'],
+  ['THOUGHTGATE_STATE_DIR', 'embedded approval store directory (default $XDG_STATE_HOME/thoughtgate/<port>, else ~/.local/state/thoughtgate/<port>)'],
   ['THOUGHTGATE_STATE', 'approval store: a directory or redis://host:port/db (replicas share it); overrides the config\'s state:'],
   ['THOUGHTGATE_MAX_PENDING_APPROVALS', 'most approvals waiting at once; more get -32009 (default 1000)'],
   ['THOUGHTGATE_APPROVAL_TIMEOUT_SECS', 'approval timeout of approve rules without a workflow (default 600)'],
@@ -137,9 +137,10 @@ export const ENV_HELP: ReadonlyArray<readonly [string, string]> = [
   ['THOUGHTGATE_WEBHOOK_SECRET', 'HMAC secret of webhook workflows without secret_env'],
 ];
 
-function defaultStateDir(env: Env): string {
+/** Per traffic port: two sidecars on one machine never share (or lock each other out of) a directory. */
+function defaultStateDir(env: Env, port: number): string {
   const base = env['XDG_STATE_HOME'] || (env['HOME'] ? `${env['HOME']}/.local/state` : '.');
-  return `${base}/thoughtgate`;
+  return `${base}/thoughtgate/${port}`;
 }
 
 export function resolveSettings(flags: Flags, env: Env = process.env): Settings {
@@ -194,7 +195,7 @@ export function resolveSettings(flags: Flags, env: Env = process.env): Settings 
     apiToken: env['THOUGHTGATE_API_TOKEN'] || undefined,
     limits,
     approvals: {
-      stateDir: env['THOUGHTGATE_STATE_DIR'] || defaultStateDir(env),
+      stateDir: env['THOUGHTGATE_STATE_DIR'] || defaultStateDir(env, port),
       state: env['THOUGHTGATE_STATE'] || undefined,
       maxPending: int(env, 'THOUGHTGATE_MAX_PENDING_APPROVALS', 1000, 1, 1_000_000),
       defaultTimeoutMs: int(env, 'THOUGHTGATE_APPROVAL_TIMEOUT_SECS', 600, 5, 7 * 86_400) * 1000,
