@@ -1,4 +1,5 @@
-// The admin port (7469): /health, /ready, /metrics. node:http, not uWS: it sees a probe
+// The admin port (7469): /health, /ready, /metrics, and whatever routes the caller mounts
+// (the approvals console and API). node:http, not uWS: it sees a probe
 // every few seconds and a scrape every 15 s, and keeping it off the traffic port's event
 // handling means a saturated proxy still answers its probes.
 //
@@ -22,6 +23,12 @@ export interface MetricsSource {
   readonly contentType: string;
 }
 
+/**
+ * A mounted handler: answers the request and resolves true, or resolves false to let the next
+ * route (and finally the 404) have it. `path` is the URL path without the query.
+ */
+export type AdminRoute = (req: http.IncomingMessage, res: http.ServerResponse, path: string) => Promise<boolean>;
+
 export interface AdminServerOptions {
   /** default THOUGHTGATE_ADMIN_PORT, else 7469; 0 picks a free port */
   port?: number;
@@ -32,6 +39,8 @@ export interface AdminServerOptions {
   version: string;
   /** /health answers 503 once this reports 'stopped' (default: always 'ready') */
   lifecycle?: () => AdminLifecycle;
+  /** tried in order for any other path, before the 404 */
+  routes?: AdminRoute[];
 }
 
 export interface AdminServer {
@@ -84,7 +93,10 @@ export function startAdminServer(opts: AdminServerOptions): Promise<AdminServer>
     const q = url.indexOf('?');
     const path = q === -1 ? url : url.slice(0, q);
     const known = path === '/health' || path === '/ready' || path === '/metrics';
-    if (!known) return send(req, res, 404, JSON_TYPE, JSON.stringify({ status: 'not_found', path }));
+    if (!known) {
+      for (const route of opts.routes ?? []) if (await route(req, res, path)) return;
+      return send(req, res, 404, JSON_TYPE, JSON.stringify({ status: 'not_found', path }));
+    }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       return send(req, res, 405, JSON_TYPE, JSON.stringify({ status: 'method_not_allowed' }), { allow: 'GET, HEAD' });
     }
@@ -111,11 +123,22 @@ export function startAdminServer(opts: AdminServerOptions): Promise<AdminServer>
       send(req, res, 500, JSON_TYPE, JSON.stringify({ status: 'error', error: message }));
     });
   });
-  // Probes and scrapes are tiny; a slow or idle client must not hold sockets for long.
+  applyTimeouts(server);
+  return listen(server, port, host);
+}
+
+/**
+ * Probes, scrapes and API calls are tiny; a slow or idle client must not hold sockets for long.
+ * (requestTimeout bounds receiving the request only, so a long event stream is not cut.)
+ */
+export function applyTimeouts(server: http.Server): void {
   server.headersTimeout = 10_000;
   server.requestTimeout = 15_000;
   server.keepAliveTimeout = 5_000;
+}
 
+/** Listens; resolves with the bound port and a close that also drops open (streaming) connections. */
+export function listen(server: http.Server, port: number, host: string): Promise<AdminServer> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen({ port, host }, () => {
@@ -131,5 +154,44 @@ export function startAdminServer(opts: AdminServerOptions): Promise<AdminServer>
           }),
       });
     });
+  });
+}
+
+/**
+ * Reads a request body up to `limit` bytes. Past the limit it stops buffering and resolves
+ * 'too_large': the caller answers with `connection: close`, so the rest is never read.
+ */
+export function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer | 'too_large'> {
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > limit) return Promise.resolve('too_large');
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (c: Buffer): void => {
+      size += c.length;
+      if (size > limit) {
+        cleanup();
+        req.pause();
+        resolve('too_large');
+        return;
+      }
+      chunks.push(c);
+    };
+    const onEnd = (): void => {
+      cleanup();
+      resolve(Buffer.concat(chunks, size));
+    };
+    const onError = (e: Error): void => {
+      cleanup();
+      reject(e);
+    };
+    const cleanup = (): void => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onError);
+    };
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onError);
   });
 }

@@ -1,0 +1,122 @@
+// The approvals console end to end in real headless Chromium, against the real engine and
+// the file store: sign-in, a live list, approve and reject with a reason.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ApprovalEngine } from '../dist/approvals/engine.js';
+import { FileStore } from '../dist/approvals/store/file.js';
+import { startAdminServer } from '../dist/admin/server.js';
+import { approvalRoutes } from '../dist/admin/approvals-api.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const TOKEN = 'console-test-token-9f8e7d6c';
+const haveChromium = existsSync(CHROMIUM);
+const skip = !haveChromium && process.env.CI !== 'true' ? `no ${CHROMIUM} (apt-get install chromium, or npm test installs it)` : false;
+
+async function until(what, fn, ms = 8000) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined && v !== false && v !== null) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+function newApproval(over = {}) {
+  return {
+    mode: 'held', method: 'tools/call', tool: 'delete_repository', arguments: { repo: 'acme/api' }, principal: 'agent-1', sessionId: 'sess-42',
+    sourceId: 'gh', workflow: 'default', channel: 'console', snapshot: 'v1', correlationId: 'c', timeoutMs: 600_000, onTimeout: 'deny',
+    requiredApprovals: 1, approvers: [], request: { path: '/mcp', headers: {}, body: '{}' }, requestId: 1, ...over,
+  };
+}
+
+test('the console signs in, lists live, approves and rejects with a reason', { skip, timeout: 60_000 }, async () => {
+  assert.ok(haveChromium, `${CHROMIUM} is required when CI=true`);
+  const { chromium } = await import('playwright-core');
+  const dir = mkdtempSync(join(tmpdir(), 'tg-console-'));
+  const store = new FileStore(dir);
+  await store.open();
+  const executed = [];
+  const engine = new ApprovalEngine({
+    store, channels: new Map(), replicaId: 'r1', maxPending: 100, retentionMs: 600_000,
+    execute: async (rec) => { executed.push(rec.id); return { result: { content: [{ type: 'text', text: 'ok' }] } }; },
+    events: { transition: () => {}, log: () => {} },
+  });
+  await engine.start();
+  const admin = await startAdminServer({
+    port: 0, host: '127.0.0.1', version: 't', metrics: { render: async () => '', contentType: 'text/plain' },
+    readiness: () => ({ ready: true, checks: {} }), routes: [approvalRoutes({ engine, token: TOKEN })],
+  });
+  const base = `http://127.0.0.1:${admin.port}`;
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+  try {
+    // Arguments are the agent's: markup in them must show as text, never become elements.
+    const first = await engine.request(newApproval({ arguments: { repo: 'acme/api', note: '<img src=x id=pwned>' } }));
+    const page = await browser.newPage();
+    const problems = [];
+    page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+    page.on('console', (m) => { if (m.type() === 'error' && !/401/.test(m.text())) problems.push(`console: ${m.text()}`); });
+    page.on('response', (r) => { if (r.status() === 404) problems.push(`404: ${r.url()}`); });
+
+    // Without the token: the sign-in page, nothing listed.
+    const denied = await page.goto(`${base}/approvals`);
+    assert.equal(denied.status(), 401);
+    await page.locator('#unauthorized').waitFor();
+    assert.equal(await page.locator('[data-approval]').count(), 0);
+    assert.ok(!(await page.content()).includes(first.id));
+    await page.fill('input[name="token"]', 'not-the-token');
+    await page.click('button[type="submit"]');
+    await page.locator('.error', { hasText: 'not right' }).waitFor();
+    assert.equal(await page.locator('[data-approval]').count(), 0);
+
+    // With it: the cookie is set and the pending call is listed.
+    await page.goto(`${base}/approvals?token=${TOKEN}`);
+    assert.equal(new URL(page.url()).search, '', 'the token leaves the address bar');
+    const card1 = page.locator(`[data-approval="${first.id}"]`);
+    await card1.waitFor();
+    assert.equal(await card1.locator('.tool').textContent(), 'delete_repository');
+    assert.match(await card1.locator('pre.args').textContent(), /"note": "<img src=x id=pwned>"/);
+    assert.equal(await page.locator('#pwned').count(), 0);
+    assert.equal(await card1.locator('dd').nth(1).textContent(), 'sess-42');
+    await page.locator('#conn[data-state="live"]').waitFor();
+
+    // Approve as a named person.
+    await page.fill('#name', 'alice');
+    await card1.locator('button[data-action="approve"]').click();
+    await until('first completed', async () => (await engine.get(first.id))?.state === 'completed');
+    assert.deepEqual(executed, [first.id]);
+    assert.equal((await engine.get(first.id)).decidedBy, 'console:alice');
+    await card1.waitFor({ state: 'detached' });
+    await page.locator(`[data-decided="${first.id}"]`, { hasText: 'by console:alice' }).waitFor();
+
+    // A call held after the page loaded shows up without a reload.
+    await page.evaluate(() => { window.__sameDocument = true; });
+    const second = await engine.request(newApproval({ tool: 'send_payment', arguments: { amount: 5000 } }));
+    const card2 = page.locator(`[data-approval="${second.id}"]`);
+    await card2.waitFor();
+    assert.equal(await page.evaluate(() => window.__sameDocument), true, 'not reloaded');
+
+    // Reject with a reason.
+    await card2.locator('button[data-action="reject"]').click();
+    await card2.locator('input[data-field="reason"]').fill('payments need a ticket');
+    await card2.locator('button[data-action="confirm-reject"]').click();
+    await until('second rejected', async () => (await engine.get(second.id))?.state === 'rejected');
+    const rejected = await engine.get(second.id);
+    assert.equal(rejected.reason, 'payments need a ticket');
+    assert.equal(rejected.decidedBy, 'console:alice');
+    assert.deepEqual(executed, [first.id], 'the rejected call never ran');
+    await page.locator(`[data-decided="${second.id}"]`, { hasText: 'payments need a ticket' }).waitFor();
+    assert.equal(await page.inputValue('#name'), 'alice');
+    assert.equal(await page.evaluate(() => localStorage.getItem('thoughtgate.console.name')), 'alice');
+    assert.deepEqual(problems, [], 'no script errors and no CSP violations');
+  } finally {
+    await browser.close();
+    await admin.close();
+    await engine.close();
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
