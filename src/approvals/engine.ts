@@ -89,6 +89,7 @@ export class ApprovalEngine implements ApprovalDecider {
   private readonly everyChange = new Set<Listener>();
   private readonly timers = new Map<string, NodeJS.Timeout>();
   private sweepTimer: NodeJS.Timeout | undefined;
+  private heartbeatTimer: NodeJS.Timeout | undefined;
   private closed = false;
 
   constructor(options: EngineOptions) {
@@ -106,10 +107,18 @@ export class ApprovalEngine implements ApprovalDecider {
 
   /** Loads what survived a restart: re-arms timeouts, adopts orphaned records, resolves interrupted executions. */
   async start(): Promise<void> {
-    this.o.store.subscribe((id) => void this.changed(id));
+    // A failure here (the store unreachable for a moment) must not become an unhandled rejection: it would end the process.
+    this.o.store.subscribe((id) => void this.changed(id).catch((err: Error) => this.o.events.log('warn', 'approval change could not be handled', { approval_id: id, err: err.message })));
     for (const ch of this.o.channels.values()) await ch.start(this);
-    await this.adoptOrphans();
     const sweepMs = this.o.sweepMs ?? 10_000;
+    // Alive before adopting: other replicas' sweeps adopt the records of replicas without a heartbeat.
+    if (this.o.store.heartbeat !== undefined) {
+      const beat = () => this.o.store.heartbeat!(this.o.replicaId, 3 * sweepMs).catch((err: Error) => this.o.events.log('warn', 'approval heartbeat failed', { err: err.message }));
+      await beat();
+      this.heartbeatTimer = setInterval(() => void beat(), sweepMs);
+      this.heartbeatTimer.unref();
+    }
+    await this.adoptOrphans(true);
     this.sweepTimer = setInterval(() => void this.sweep(), sweepMs);
     this.sweepTimer.unref();
   }
@@ -117,6 +126,7 @@ export class ApprovalEngine implements ApprovalDecider {
   async close(): Promise<void> {
     this.closed = true;
     if (this.sweepTimer !== undefined) clearInterval(this.sweepTimer);
+    if (this.heartbeatTimer !== undefined) clearInterval(this.heartbeatTimer);
     for (const t of this.timers.values()) clearTimeout(t);
     this.timers.clear();
     for (const ch of this.o.channels.values()) await ch.close().catch(() => {});
@@ -171,7 +181,10 @@ export class ApprovalEngine implements ApprovalDecider {
     if (channel !== undefined) {
       // Asking is best effort: the record is durable and listed in the console and CLI either way.
       channel.post(rec).then(async (ref) => {
-        if (ref) await this.o.store.update(rec.id, (r) => ({ ...r, channelRef: ref, updatedAt: this.now() }));
+        if (ref) {
+          await this.o.store.update(rec.id, (r) => ({ ...r, channelRef: ref, updatedAt: this.now() }))
+            .catch((err: Error) => this.o.events.log('warn', 'approval channel reference could not be stored', { approval_id: rec.id, err: err.message }));
+        }
       }, (err: Error) => this.o.events.log('error', 'approval channel could not post the request', { channel: rec.channel, approval_id: rec.id, err: err.message }));
     }
     return rec;
@@ -304,7 +317,8 @@ export class ApprovalEngine implements ApprovalDecider {
     if (rec.state !== 'pending') return;
     const t = setTimeout(() => {
       this.timers.delete(rec.id);
-      void this.expire(rec.id);
+      // On failure the sweep expires it later.
+      this.expire(rec.id).catch((err: Error) => this.o.events.log('warn', 'approval timeout could not be applied', { approval_id: rec.id, err: err.message }));
     }, Math.max(0, rec.expiresAt - this.now()));
     t.unref();
     this.timers.set(rec.id, t);
@@ -399,16 +413,18 @@ export class ApprovalEngine implements ApprovalDecider {
   /**
    * Records whose owner is gone (this process restarted; another replica died) become ours.
    * An execution that was interrupted is not retried: the upstream may have run it, so it is
-   * failed with a message that says so (at most once).
+   * failed with a message that says so (at most once). At start, records already under our
+   * replica id were left by a previous process with the same id: settled the same way.
    */
-  private async adoptOrphans(): Promise<void> {
+  private async adoptOrphans(atStart = false): Promise<void> {
     const store = this.o.store;
     for (const r of await store.list()) {
-      if (TERMINAL_STATES.has(r.state) || r.owner === this.o.replicaId) {
+      const leftByPredecessor = atStart && r.owner === this.o.replicaId && (r.state === 'approved' || r.state === 'executing');
+      if (!leftByPredecessor && (TERMINAL_STATES.has(r.state) || r.owner === this.o.replicaId)) {
         if (!TERMINAL_STATES.has(r.state)) this.arm(r);
         continue;
       }
-      if (store.isAlive !== undefined && (await store.isAlive(r.owner))) {
+      if (!leftByPredecessor && store.isAlive !== undefined && (await store.isAlive(r.owner))) {
         if (r.state === 'pending') this.arm(r);
         continue;
       }
@@ -428,7 +444,7 @@ export class ApprovalEngine implements ApprovalDecider {
     }
   }
 
-  /** Retention: delete finished records past keepUntil; expire overdue ones; adopt orphans of dead replicas. */
+  /** Retention: delete finished records past keepUntil; expire overdue ones; run missed approvals of ours; adopt orphans of dead replicas. */
   private async sweep(): Promise<void> {
     if (this.closed) return;
     const now = this.now();
@@ -436,6 +452,10 @@ export class ApprovalEngine implements ApprovalDecider {
       for (const r of await this.o.store.list()) {
         if (TERMINAL_STATES.has(r.state) && r.keepUntil <= now) await this.o.store.delete(r.id);
         else if (r.state === 'pending' && r.expiresAt <= now) await this.expire(r.id);
+        // an approval this replica missed (a lost notification, a store error mid-claim): run it now, without holding up the sweep
+        else if (r.state === 'approved' && r.owner === this.o.replicaId) {
+          this.maybeExecute(r).catch((err: Error) => this.o.events.log('warn', 'approved call could not be executed', { approval_id: r.id, err: err.message }));
+        }
       }
       for (const g of await this.o.store.listGrants()) if (g.expiresAt <= now) await this.o.store.deleteGrant(g.id);
       if (this.o.store.isAlive !== undefined) await this.adoptOrphans();
