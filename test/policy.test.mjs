@@ -82,8 +82,8 @@ test("seed 004's Cedar example, loaded as written: forward, approve, deny, defau
     const weather = await post(p.url, call(2, 'get_weather'), H);
     assert.equal(weather.messages[0].error.code, -32003);
     assert.match(weather.messages[0].error.data.details, /No policy permits/);
-    const del = await post(p.url, call(3, 'delete_user'), H);
-    assert.equal(del.messages[0].error.code, -32013, 'approve is held: no approval engine yet');
+    const del = await post(p.url, { ...call(3, 'delete_user'), params: { name: 'delete_user', arguments: {}, task: {} } }, H);
+    assert.equal(del.messages[0].result.task.status, 'working', 'Cedar approve: held for a human (as a task here)');
     assert.equal(up.bodies.length, 0, 'nothing denied or held reached the upstream');
     const m = await (await fetch(`http://127.0.0.1:${p.adminPort}/metrics`)).text();
     assert.match(m, /^thoughtgate_cedar_policies_loaded 3$/m);
