@@ -11,6 +11,7 @@ import type { AuditWriter } from '../telemetry/audit.js';
 import { logger } from '../telemetry/log.js';
 import { metrics } from '../telemetry/metrics.js';
 import type { Upstream } from '../upstream/types.js';
+import type { AdminRoute } from '../admin/server.js';
 import { ApprovalEngine } from './engine.js';
 import { ApprovalGateway } from './gateway.js';
 import { FileStore } from './store/file.js';
@@ -99,7 +100,6 @@ export async function createApprovals(d: ApprovalsDeps): Promise<Approvals> {
   const consoleUrl = s.consoleUrl ?? `http://127.0.0.1:${d.adminPort}/approvals`;
   const channels = new Map<string, ApprovalChannel>([['console', consoleChannel]]);
   const slackReady = s.slackToken !== undefined;
-  const extra = await buildChannels(d, consoleUrl, channels);
   const replicaId = randomUUID();
   let pending = 0;
   const refreshPending = async (): Promise<void> => {
@@ -109,6 +109,14 @@ export async function createApprovals(d: ApprovalsDeps): Promise<Approvals> {
     metrics.setTasksPending(pending);
   };
   let gateway: ApprovalGateway | undefined;
+  let engineRef: ApprovalEngine | undefined;
+  let extra: { close(): Promise<void> };
+  try {
+    extra = await buildChannels(d, consoleUrl, channels, () => engineRef!);
+  } catch (e) {
+    await store.close();
+    throw e;
+  }
   const engine = new ApprovalEngine({
     store,
     channels,
@@ -124,6 +132,7 @@ export async function createApprovals(d: ApprovalsDeps): Promise<Approvals> {
       log: (level, msg, fields) => logger[level](fields ?? {}, msg),
     },
   });
+  engineRef = engine;
   gateway = new ApprovalGateway({
     engine,
     upstream: d.upstream,
@@ -139,13 +148,6 @@ export async function createApprovals(d: ApprovalsDeps): Promise<Approvals> {
   });
   await engine.start();
   await refreshPending();
-  let heartbeat: NodeJS.Timeout | undefined;
-  if (store.heartbeat !== undefined) {
-    const beat = (): void => void store.heartbeat!(replicaId, 15_000).catch((e: Error) => logger.warn({ err: e.message }, 'state store heartbeat failed'));
-    beat();
-    heartbeat = setInterval(beat, 5_000);
-    heartbeat.unref();
-  }
   const slackless = Object.entries(d.config.approval).filter(([, w]) => w.destination.type === 'slack').map(([n]) => n);
   if (slackless.length > 0 && !slackReady) {
     logger.warn({ workflows: slackless }, 'THOUGHTGATE_SLACK_BOT_TOKEN is not set: these Slack workflows ask through the console instead');
@@ -158,7 +160,6 @@ export async function createApprovals(d: ApprovalsDeps): Promise<Approvals> {
   return {
     engine, gateway, store, adminToken: token, consoleUrl, channels,
     close: async () => {
-      if (heartbeat !== undefined) clearInterval(heartbeat);
       gateway!.closeHeld();
       await engine.close();
       await extra.close();
@@ -167,9 +168,101 @@ export async function createApprovals(d: ApprovalsDeps): Promise<Approvals> {
   };
 }
 
-/** Slack and webhook channels are added by their modules when configured (see channels/). */
-async function buildChannels(_d: ApprovalsDeps, _consoleUrl: string, _channels: Map<string, ApprovalChannel>): Promise<{ close(): Promise<void> }> {
-  return { close: async () => {} };
+/**
+ * Slack (when a bot token is set) and one webhook channel per webhook workflow; the inbound
+ * port is started when something needs to call us back (webhook decisions, Slack buttons).
+ */
+async function buildChannels(d: ApprovalsDeps, consoleUrl: string, channels: Map<string, ApprovalChannel>, engine: () => ApprovalEngine): Promise<{ close(): Promise<void> }> {
+  const s = d.settings;
+  const log = (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>): void => logger[level](fields ?? {}, msg);
+  const workflowOf = (rec: ApprovalRecord): WorkflowConfig | undefined => d.snapshot().config.approval[rec.workflow];
+  if (s.slackToken !== undefined) {
+    const { SlackChannel } = await import('./channels/slack.js');
+    channels.set('slack', new SlackChannel({
+      token: s.slackToken,
+      channel: s.slackChannel,
+      apiUrl: s.slackApiUrl,
+      pollIntervalMs: s.slackPollMs,
+      consoleUrl,
+      redactFields: (rec) => workflowOf(rec)?.redact_fields ?? [],
+      channelFor: (rec) => {
+        const dest = workflowOf(rec)?.destination;
+        return dest?.type === 'slack' ? dest.channel : undefined;
+      },
+      log,
+    }));
+  }
+  const webhooks = Object.entries(d.config.approval).filter(([, w]) => w.destination.type === 'webhook');
+  const secrets = new Map<string, string>();
+  for (const [name, w] of webhooks) {
+    const dest = w.destination as Extract<WorkflowConfig['destination'], { type: 'webhook' }>;
+    const envName = dest.secret_env ?? 'THOUGHTGATE_WEBHOOK_SECRET';
+    const secret = dest.secret_env !== undefined ? process.env[dest.secret_env] : s.webhookSecret;
+    // An unsigned webhook would let anyone who can reach the inbound port approve: refuse to start.
+    if (!secret) throw new Error(`webhook workflow '${name}' needs its HMAC secret in ${envName}`);
+    secrets.set(name, secret);
+  }
+  const needInbound = webhooks.length > 0 || s.slackSigningSecret !== undefined;
+  if (!needInbound) return { close: async () => {} };
+  const { startInboundServer } = await import('../admin/inbound.js');
+  const { readBody } = await import('../admin/server.js');
+  const routes: AdminRoute[] = [];
+  if (secrets.size > 0) {
+    const { handleWebhookCallback } = await import('./channels/webhook.js');
+    // The record names its workflow, and so the secret its decision must be signed with.
+    routes.push(async (req, res, path) => {
+      const m = /^\/approvals\/([A-Za-z0-9_-]{1,64})$/.exec(path);
+      if (m === null || req.method !== 'POST') return false;
+      const rec = await engine().get(m[1]!);
+      const secret = rec === undefined ? undefined : secrets.get(rec.workflow);
+      const body = await readBody(req, 16 * 1024);
+      if (body === 'too_large') return answer(res, 413, '{"error":"too_large"}');
+      if (secret === undefined) return answer(res, 404, '{"error":"not_found"}');
+      const r = await handleWebhookCallback(m[1]!, body, lowerHeaders(req.headers), engine(), secret);
+      res.writeHead(r.status, r.headers);
+      res.end(r.body);
+      return true;
+    });
+  }
+  if (s.slackSigningSecret !== undefined) {
+    const { handleSlackInteraction } = await import('./channels/slack-signature.js');
+    const secret = s.slackSigningSecret;
+    routes.push(async (req, res, path) => {
+      if (path !== '/slack/interactions' || req.method !== 'POST') return false;
+      const body = await readBody(req, 64 * 1024);
+      if (body === 'too_large') return answer(res, 413, '{"error":"too_large"}');
+      const r = await handleSlackInteraction(body, lowerHeaders(req.headers), engine(), secret, log);
+      res.writeHead(r.status, r.headers);
+      res.end(r.body);
+      return true;
+    });
+  }
+  const inbound = await startInboundServer({ port: s.inboundPort, host: s.inboundBind, routes, log });
+  const callbackBase = s.inboundUrl ?? `http://127.0.0.1:${inbound.port}`;
+  if (webhooks.length > 0) {
+    const { WebhookChannel } = await import('./channels/webhook.js');
+    for (const [name, w] of webhooks) {
+      const dest = w.destination as Extract<WorkflowConfig['destination'], { type: 'webhook' }>;
+      channels.set(`webhook:${name}`, new WebhookChannel({ url: dest.url, secret: secrets.get(name)!, callbackBase, log }));
+    }
+  }
+  logger.info({ port: inbound.port, webhooks: webhooks.map(([n]) => n), slack_buttons: s.slackSigningSecret !== undefined }, 'inbound port listening for decisions');
+  return { close: () => inbound.close() };
+}
+
+function answer(res: import('node:http').ServerResponse, status: number, body: string): true {
+  res.writeHead(status, { 'content-type': 'application/json' });
+  res.end(body);
+  return true;
+}
+
+function lowerHeaders(h: import('node:http').IncomingHttpHeaders): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const k in h) {
+    const v = h[k];
+    if (v !== undefined) out[k.toLowerCase()] = Array.isArray(v) ? v.join(', ') : v;
+  }
+  return out;
 }
 
 /** Metrics and one audit line per approval event. */

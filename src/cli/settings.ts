@@ -51,6 +51,8 @@ export interface ApprovalSettings {
   consoleUrl: string | undefined;
   inboundPort: number;
   inboundBind: string;
+  /** how webhook receivers reach the inbound port (callback_url base) */
+  inboundUrl: string | undefined;
   slackToken: string | undefined;
   slackChannel: string;
   slackSigningSecret: string | undefined;
@@ -129,6 +131,7 @@ export const ENV_HELP: ReadonlyArray<readonly [string, string]> = [
   ['THOUGHTGATE_CONSOLE_URL', 'public address of the console for links in Slack and errors (default http://127.0.0.1:<admin port>/approvals)'],
   ['THOUGHTGATE_INBOUND_PORT', 'inbound port for webhook decisions and Slack buttons (default 7468; started only when needed)'],
   ['THOUGHTGATE_INBOUND_BIND', 'inbound bind address (default 0.0.0.0)'],
+  ['THOUGHTGATE_INBOUND_URL', 'address webhook receivers call back (default http://127.0.0.1:<inbound port>)'],
   ['THOUGHTGATE_SLACK_BOT_TOKEN', 'Slack bot token; without it approvals go to the console'],
   ['THOUGHTGATE_SLACK_CHANNEL', 'default Slack channel for approval messages (default #approvals)'],
   ['THOUGHTGATE_SLACK_SIGNING_SECRET', 'Slack signing secret: enables Approve/Reject buttons (POST /slack/interactions on the inbound port)'],
@@ -207,6 +210,7 @@ export function resolveSettings(flags: Flags, env: Env = process.env): Settings 
       consoleUrl: env['THOUGHTGATE_CONSOLE_URL'] || undefined,
       inboundPort: int(env, 'THOUGHTGATE_INBOUND_PORT', 7468, 0, 65535),
       inboundBind: env['THOUGHTGATE_INBOUND_BIND'] || '0.0.0.0',
+      inboundUrl: env['THOUGHTGATE_INBOUND_URL'] || undefined,
       slackToken: env['THOUGHTGATE_SLACK_BOT_TOKEN'] || undefined,
       slackChannel: env['THOUGHTGATE_SLACK_CHANNEL'] || '#approvals',
       slackSigningSecret: env['THOUGHTGATE_SLACK_SIGNING_SECRET'] || undefined,
