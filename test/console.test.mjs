@@ -120,3 +120,40 @@ test('the console signs in, lists live, approves and rejects with a reason', { s
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('through the sidecar: a held SDK call appears in the console, a click approves it, the client gets the upstream result', { skip, timeout: 60_000 }, async () => {
+  assert.ok(haveChromium, `${CHROMIUM} is required when CI=true`);
+  const { chromium } = await import('playwright-core');
+  const { Client } = await import('@modelcontextprotocol/sdk/client/index.js');
+  const { StreamableHTTPClientTransport } = await import('@modelcontextprotocol/sdk/client/streamableHttp.js');
+  const { startProxy, startRecordingUpstream, sourceYaml } = await import('./helpers.mjs');
+  const up = await startRecordingUpstream();
+  const p = await startProxy(sourceYaml(`    url: ${up.url}`, { rules: '    - match: "delete_*"\n      action: approve' }), { env: { THOUGHTGATE_ADMIN_TOKEN: TOKEN } });
+  const client = new Client({ name: 'console-e2e', version: '1.0.0' });
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+  try {
+    const base = `http://127.0.0.1:${p.adminPort}`;
+    const noToken = await fetch(`${base}/api/approvals`);
+    assert.equal(noToken.status, 401, 'the API refuses a request without the admin token');
+    await client.connect(new StreamableHTTPClientTransport(new URL(p.url)));
+    const result = client.callTool({ name: 'delete_user', arguments: { user_id: 'console-c1' } });
+    const page = await browser.newPage();
+    await page.goto(`${base}/approvals?token=${TOKEN}`);
+    const card = page.locator('[data-approval]', { hasText: 'delete_user' });
+    await card.waitFor();
+    assert.match(await card.locator('pre.args').textContent(), /console-c1/);
+    assert.equal(up.received('console-c1'), false, 'held, not forwarded');
+    await page.fill('#name', 'operator-1');
+    await card.locator('button[data-action="approve"]').click();
+    const res = await result;
+    assert.equal(res.content[0].text, 'ran delete_user');
+    assert.equal(up.bodies.filter((b) => b.raw.includes('console-c1')).length, 1);
+    await new Promise((r) => setTimeout(r, 150));
+    assert.ok(p.audit().some((l) => l.decision === 'approved' && l.approver === 'console:operator-1'), 'who approved is in the audit trail');
+  } finally {
+    await browser.close();
+    await client.close().catch(() => {});
+    await p.stop();
+    up.close();
+  }
+});
