@@ -96,7 +96,7 @@ telemetry:
     success_sample_rate: 0.10
 `);
     assert.deepEqual(c.approval, {
-      'slack-ops': { destination: { type: 'slack', channel: '#approvals' }, timeout_ms: 300_000, on_timeout: 'deny', redact_fields: [] },
+      'slack-ops': { destination: { type: 'slack', channel: '#approvals' }, approvers: [], required_approvals: 1, timeout_ms: 300_000, on_timeout: 'deny', redact_fields: [] },
     });
     assert.deepEqual(c.telemetry, {
       enabled: true,
@@ -216,6 +216,8 @@ describe('normalised shape and defaults', () => {
 `));
     assert.deepEqual(c.approval.default, {
       destination: { type: 'slack', channel: '#ops', token_env: 'OPS_TOKEN', mention: ['@oncall'] },
+      approvers: [],
+      required_approvals: 1,
       timeout_ms: 5_400_000,
       on_timeout: 'approve',
       blocking_timeout_ms: 120_000,
@@ -229,6 +231,8 @@ describe('normalised shape and defaults', () => {
     assert.deepEqual(readme.approval, code.approval);
     assert.deepEqual(parse(withBase('approval:\n  w: {adapter: slack, channel: "#a"}\n')).approval.w, {
       destination: { type: 'slack', channel: '#a' },
+      approvers: [],
+      required_approvals: 1,
       timeout_ms: 600_000,
       on_timeout: 'deny',
       redact_fields: [],
@@ -486,9 +490,21 @@ describe('validation messages (V-*)', () => {
     assertIssue(withBase('approval:\n  w:\n    adapter: teams\n    channel: x\n'), {
       line: 11,
       field: 'approval.w.adapter',
-      message: "invalid value 'teams', expected one of: slack",
+      message: "invalid value 'teams', expected one of: slack, console, webhook",
     });
     assertIssue(withBase('approval:\n  w:\n    destination: {type: approval_service, channel: x}\n'), { field: 'approval.w.destination.type' });
+  });
+
+  it('console and webhook workflows, approvers and required_approvals', () => {
+    const c = parse(withBase('approval:\n  c:\n    adapter: console\n    approvers: [alice, bob]\n    required_approvals: 2\n  h:\n    destination: {type: webhook, url: "https://hooks.example/approve", secret_env: HOOK_SECRET}\n'));
+    assert.deepEqual(c.approval.c!.destination, { type: 'console' });
+    assert.deepEqual(c.approval.c!.approvers, ['alice', 'bob']);
+    assert.equal(c.approval.c!.required_approvals, 2);
+    assert.deepEqual(c.approval.h!.destination, { type: 'webhook', url: 'https://hooks.example/approve', secret_env: 'HOOK_SECRET' });
+    assertIssue(withBase('approval:\n  h:\n    adapter: webhook\n'), { field: 'approval.h.url', message: "missing required field (a webhook workflow needs 'url')" });
+    assertIssue(withBase('approval:\n  h:\n    adapter: webhook\n    url: ftp://x\n'), { field: 'approval.h.url' });
+    assertIssue(withBase('approval:\n  c:\n    adapter: console\n    approvers: [alice]\n    required_approvals: 2\n'), { field: 'approval.c.required_approvals', message: "workflow 'c' needs 2 approvals but lists only 1 approvers" });
+    assertIssue(withBase('approval:\n  c:\n    adapter: console\n    required_approvals: 0\n'), { field: 'approval.c.required_approvals' });
   });
 
   it('V-TEL-001..008', () => {
@@ -527,7 +543,7 @@ describe('unknown keys are errors everywhere, at the key\'s line', () => {
     ['governance', BASE + '  rule: []\n', 9, 'governance.rule'],
     ['defaults', BASE + '    approval: x\n', 9, 'governance.defaults.approval'],
     ['rule', rules('    - match: "x"\n      action: deny\n      sources: [upstream]\n'), 12, 'governance.rules[0].sources'],
-    ['workflow', withBase('approval:\n  w:\n    adapter: slack\n    channel: x\n    approvers: [alice]\n'), 13, 'approval.w.approvers'],
+    ['workflow', withBase('approval:\n  w:\n    adapter: slack\n    channel: x\n    approver_group: [alice]\n'), 13, 'approval.w.approver_group'],
     ['destination', withBase('approval:\n  w:\n    destination:\n      type: slack\n      channel: x\n      mentions: ["@a"]\n'), 14, 'approval.w.destination.mentions'],
     ['cedar', withBase('cedar:\n  policy_paths: x\n'), 10, 'cedar.policy_paths'],
     ['telemetry', withBase('telemetry:\n  enable: true\n'), 10, 'telemetry.enable'],
