@@ -355,6 +355,11 @@ export class ApprovalEngine implements ApprovalDecider {
   private async storeGrant(rec: ApprovalRecord): Promise<void> {
     const g = rec.grant!;
     const now = this.now();
+    if (g.scope === 'session' && rec.sessionId === undefined) {
+      // A stateless call has no session to scope to; widening it to every session would grant more than was asked.
+      this.o.events.log('warn', 'session-scoped approval requested for a call without a session: approved once only', { approval_id: rec.id });
+      return;
+    }
     const grant: Grant = {
       id: 'gr_' + randomUUID().replace(/-/g, '').slice(0, 16),
       tool: rec.tool,
