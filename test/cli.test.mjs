@@ -100,7 +100,7 @@ test('the config comes from --config, else THOUGHTGATE_CONFIG, else ./thoughtgat
   assert.equal(await sourceOf({ THOUGHTGATE_CONFIG: join(dir, 'env.yaml') }, ['--config', join(dir, 'flag.yaml')]), 'from-flag');
 });
 
-test("the repo's own thoughtgate.yaml serves the bundled server: allow, hide and deny at once", async () => {
+test("the repo's own thoughtgate.yaml serves the bundled server: allow, hide, deny and approve at once", async () => {
   const { readFileSync } = await import('node:fs');
   const p = await startProxy(readFileSync(join(ROOT, 'thoughtgate.yaml'), 'utf8'), {
     env: { THOUGHTGATE_DEMO_SERVER: join(ROOT, 'node_modules', '.bin', 'mcp-server-everything') },
@@ -117,6 +117,19 @@ test("the repo's own thoughtgate.yaml serves the bundled server: allow, hide and
     assert.equal(hidden.messages[0].error.code, -32015);
     const denied = await post(p.url, { jsonrpc: '2.0', id: 5, method: 'tools/call', params: { name: 'toggle-simulated-logging', arguments: {} } }, h);
     assert.equal(denied.messages[0].error.code, -32014);
+    // approve: held until a person says yes (here through the admin API the console uses)
+    const held = post(p.url, { jsonrpc: '2.0', id: 6, method: 'tools/call', params: { name: 'trigger-long-running-operation', arguments: { duration: 1, steps: 1 } } }, h);
+    const auth = { authorization: 'Bearer test-admin-token', 'content-type': 'application/json' };
+    let pending;
+    for (let i = 0; i < 200 && !pending; i++) {
+      pending = (await (await fetch(`http://127.0.0.1:${p.adminPort}/api/approvals`, { headers: auth })).json())[0];
+      if (!pending) await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.equal(pending.tool, 'trigger-long-running-operation');
+    const ok = await fetch(`http://127.0.0.1:${p.adminPort}/api/approvals/${pending.id}/approve`, { method: 'POST', headers: auth, body: '{"by":"demo-user"}' });
+    assert.equal(ok.status, 200);
+    const done = (await held).messages.find((m) => m.id === 6);
+    assert.match(done.result.content[0].text, /Long running operation completed/);
   } finally {
     await p.stop();
   }
