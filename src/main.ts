@@ -6,15 +6,15 @@ import { approvalRoutes } from './admin/approvals-api.js';
 import type { Settings } from './cli/settings.js';
 import { codeOf } from './core/errors.js';
 import { judge } from './gates/judge.js';
-import { GATE_LABELS } from './gates/decision.js';
-import { Pipeline, type DecisionRecord, type PipelineTelemetry } from './pipeline.js';
+import { Pipeline } from './pipeline.js';
+import { Telemetry } from './telemetry/pipeline-telemetry.js';
 import { loadFullSnapshot } from './load-snapshot.js';
 import { resolveIdentity } from './gates/cedar/principal.js';
 import { watchFiles } from './policy/watch.js';
 import type { Snapshot, SourceConfig } from './policy/types.js';
 import { originPolicy } from './session/origin.js';
 import { SessionTable } from './session/sessions.js';
-import { createAuditWriter, reopenOnSignal, type AuditWriter } from './telemetry/audit.js';
+import { createAuditWriter, reopenOnSignal } from './telemetry/audit.js';
 import { logger } from './telemetry/log.js';
 import { metrics } from './telemetry/metrics.js';
 import { startTrafficServer, type TrafficServer } from './transport/http-server.js';
@@ -33,43 +33,6 @@ export interface Sidecar {
   shutdown(reason: string): Promise<void>;
 }
 
-
-/** Metrics, audit line and WOULD_BLOCK log for each decision; kept off the hot path's allocations where it can. */
-class Telemetry implements PipelineTelemetry {
-  constructor(private readonly audit: AuditWriter) {}
-
-  decision(r: DecisionRecord): void {
-    const d = r.decision;
-    metrics.recordDecision(d.gate, d.action);
-    if (d.cedar !== undefined) metrics.recordCedar(d.action === 'deny' ? 'deny' : 'allow', d.policyIds?.[0] ?? d.policyId ?? 'default', d.cedar.micros / 1000);
-    const decision = r.wouldBlock ? (d.action === 'approve' ? 'auto_approved' : 'would_block') : d.action;
-    if (r.wouldBlock) {
-      logger.info({ server_id: r.sourceId, tool: r.tool, decision: d.action, gate: GATE_LABELS[d.gate], reason: d.reason, correlation_id: r.correlationId }, 'WOULD_BLOCK');
-    } else if (d.action === 'deny') {
-      logger.info({ server_id: r.sourceId, tool: r.tool, gate: GATE_LABELS[d.gate], reason: d.reason, correlation_id: r.correlationId }, 'BLOCKED');
-    }
-    this.audit.write({
-      correlationId: r.correlationId, session: r.session, principal: r.principal.id, method: r.method, tool: r.tool,
-      source: r.sourceId, gate: GATE_LABELS[d.gate], decision, mode: r.mode, reason: d.reason, durationMs: r.judgeMs, snapshot: r.snapshot,
-    });
-  }
-
-  request(method: string, tool: string | undefined, status: 'success' | 'error', durationMs: number): void {
-    metrics.recordRequest(method, tool, status, durationMs);
-  }
-
-  error(kind: string, method: string): void {
-    metrics.recordError(kind, method);
-  }
-
-  framing(errorType: string): void {
-    metrics.recordFraming('http', errorType);
-  }
-
-  upstream(statusCode: number, durationMs: number): void {
-    metrics.recordUpstream(statusCode, durationMs);
-  }
-}
 
 /** Which connection field of the source differs (the upstream is built once, at start). */
 function upstreamChange(a: SourceConfig, b: SourceConfig): string | undefined {

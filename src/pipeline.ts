@@ -281,7 +281,7 @@ export class Pipeline {
    * Judges one request. Returns the error to answer with, or undefined to forward.
    * In audit mode a denial is logged (WOULD_BLOCK) and the call forwarded.
    */
-  judgeOne(method: string, params: Record<string, unknown> | undefined, correlationId: string, sessionId: string | undefined, snapshot: Snapshot): Verdict | Promise<Verdict> {
+  judgeOne(method: string, params: Record<string, unknown> | undefined, correlationId: string, sessionId: string | undefined, snapshot: Snapshot, source?: string): Verdict | Promise<Verdict> {
     const o = this.o;
     if (o.mode === 'bypass') return undefined;
     if (!isGoverned(method)) return undefined;
@@ -290,8 +290,9 @@ export class Pipeline {
       return new GovError('invalid_params', { subject: `Missing required field '${resourceFieldOf(method)}' in ${method} params` });
     }
     const t0 = performance.now();
-    // One source per sidecar; read from the snapshot so a reload that renames it applies at once.
-    const sourceId = snapshot.config.sources[0]!.id;
+    // One source per sidecar (read from the snapshot so a reload that renames it applies at
+    // once); wrap's governance service names the agent's server the message is for.
+    const sourceId = source ?? snapshot.config.sources[0]!.id;
     const subject: Subject = { method, resource, sourceId, arguments: params?.arguments, principal: o.principal };
     const decided = judge(subject, snapshot);
     if (decided instanceof Promise) {
@@ -425,7 +426,7 @@ export class Hold {
 }
 
 /** What judging a request comes to: the error to answer with, a hold for approval, or undefined to forward. */
-type Verdict = GovError | Hold | undefined;
+export type Verdict = GovError | Hold | undefined;
 
 function asGovError(err: unknown): GovError {
   if (err instanceof GovError) return err;

@@ -17,7 +17,7 @@ import type { Exchange } from '../transport/http-server.js';
 import type { HeaderMap, Upstream } from '../upstream/types.js';
 import { CaptureSink } from './capture.js';
 import type { ApprovalEngine } from './engine.js';
-import { TERMINAL_STATES, type ApprovalRecord, type Outcome } from './types.js';
+import { TERMINAL_STATES, type ApprovalRecord, type HeldRequest, type Outcome } from './types.js';
 
 export const TASK_ID_PREFIX = 'tg_';
 const JSON_HEADERS: HeaderMap = { 'content-type': 'application/json' };
@@ -138,29 +138,47 @@ export class ApprovalGateway {
    * covers it (the pipeline then forwards it as usual); otherwise the exchange is answered here.
    */
   async hold(ex: Exchange, call: HeldCall): Promise<'forward' | 'handled'> {
+    const params = call.message.params ?? {};
+    const task = params['task'];
+    const asTask = call.message.method === 'tools/call' && task !== null && typeof task === 'object' && !Array.isArray(task);
+    let body = ex.body!.toString('utf8');
+    if (asTask) {
+      // We own the task; the upstream gets the plain call.
+      const { task: _dropped, ...rest } = params;
+      body = JSON.stringify({ jsonrpc: '2.0', id: call.message.id, method: call.message.method, params: rest });
+    }
+    const rec = await this.ask(call, { path: ex.path, headers: upstreamHeaders(ex.headers), body }, asTask ? (task as { ttl?: unknown }) : undefined);
+    if (rec === 'granted') return 'forward';
+    if (ex.aborted) return 'handled';
+    if (asTask) {
+      ex.respond(200, JSON_HEADERS, JSON.stringify({ jsonrpc: '2.0', id: call.message.id, result: { task: taskView(rec) } }));
+      return 'handled';
+    }
+    new HeldExchange(ex, rec, call.message, call.correlationId, this.o, this.held).start();
+    return 'handled';
+  }
+
+  /**
+   * Asks for approval of a call (the sidecar's held and task modes, and the stdio shim):
+   * 'granted' when a standing approval covers it (and no task was asked for), else the record.
+   * `task` is the request's `params.task` when the client asked for a SEP-1686 task.
+   */
+  async ask(call: HeldCall, request: HeldRequest, task?: { ttl?: unknown }): Promise<ApprovalRecord | 'granted'> {
     const { message, subject, decision, snapshot } = call;
     const o = this.o;
     const tool = subject.resource!;
-    const params = message.params ?? {};
-    const task = params['task'];
-    const asTask = message.method === 'tools/call' && task !== null && typeof task === 'object' && !Array.isArray(task);
     const grant = await o.engine.findGrant({ tool, sourceId: subject.sourceId, principal: o.principal.id, arguments: subject.arguments, sessionId: call.sessionId, snapshot: snapshot.version });
     // A client that asked for a task gets one even when nobody needs to be asked.
-    if (grant !== undefined && !asTask) return 'forward';
-    if (ex.aborted) return 'handled';
+    if (grant !== undefined && task === undefined) return 'granted';
     const { name, workflow } = this.workflowOf(decision, snapshot);
     let ttl: number | undefined;
-    let body = ex.body!.toString('utf8');
-    if (asTask) {
-      const requested = (task as { ttl?: unknown }).ttl;
+    if (task !== undefined) {
+      const requested = task.ttl;
       const want = typeof requested === 'number' && Number.isFinite(requested) && requested > 0 ? requested : (workflow?.timeout_ms ?? o.defaultTimeoutMs) + 3_600_000;
       ttl = Math.min(o.taskTtlMaxMs, Math.max(o.taskTtlMinMs, Math.round(want)));
-      // We own the task; the upstream gets the plain call.
-      const { task: _dropped, ...rest } = params;
-      body = JSON.stringify({ jsonrpc: '2.0', id: message.id, method: message.method, params: rest });
     }
-    const rec = await o.engine.request({
-      mode: asTask ? 'task' : 'held',
+    return o.engine.request({
+      mode: task !== undefined ? 'task' : 'held',
       method: message.method,
       tool,
       arguments: subject.arguments ?? {},
@@ -175,17 +193,22 @@ export class ApprovalGateway {
       onTimeout: workflow?.on_timeout ?? 'deny',
       requiredApprovals: workflow?.required_approvals ?? 1,
       approvers: workflow?.approvers ?? [],
-      request: { path: ex.path, headers: upstreamHeaders(ex.headers), body },
+      request,
       requestId: message.id,
       ...(ttl === undefined ? {} : { taskTtlMs: ttl }),
       ...(grant === undefined ? {} : { preapprovedBy: `grant:${grant.id} (${grant.grantedBy})` }),
     });
-    if (asTask) {
-      ex.respond(200, JSON_HEADERS, JSON.stringify({ jsonrpc: '2.0', id: message.id, result: { task: taskView(rec) } }));
-      return 'handled';
-    }
-    new HeldExchange(ex, rec, message, call.correlationId, this.o, this.held).start();
-    return 'handled';
+  }
+
+  /** Re-judges an approved call when the policy changed since it was asked; the error when now denied. */
+  async drift(rec: ApprovalRecord): Promise<Outcome | undefined> {
+    const snapshot = this.o.snapshot();
+    if (snapshot.version === rec.snapshot) return undefined;
+    const subject: Subject = { method: rec.method, resource: rec.tool, sourceId: rec.sourceId, arguments: rec.arguments, principal: this.o.principal };
+    const d = await judge(subject, snapshot);
+    if (d.action !== 'deny') return undefined;
+    const err = new GovError('policy_drift', { tool: rec.tool, details: `approved on policy ${rec.snapshot}, now denied: ${d.reason}` });
+    return { error: { code: err.code, message: err.message, data: { details: err.details } } };
   }
 
   /** tasks/* for our ids (and tasks/list). Returns false when the request is not ours. */
@@ -246,15 +269,8 @@ export class ApprovalGateway {
   /** Forwards an approved call; the policy is consulted again when it changed since the request. */
   async execute(rec: ApprovalRecord): Promise<Outcome> {
     const o = this.o;
-    const snapshot = o.snapshot();
-    if (snapshot.version !== rec.snapshot) {
-      const subject: Subject = { method: rec.method, resource: rec.tool, sourceId: rec.sourceId, arguments: rec.arguments, principal: o.principal };
-      const d = await judge(subject, snapshot);
-      if (d.action === 'deny') {
-        const err = new GovError('policy_drift', { tool: rec.tool, details: `approved on policy ${rec.snapshot}, now denied: ${d.reason}` });
-        return { error: { code: err.code, message: err.message, data: { details: err.details } } };
-      }
-    }
+    const drifted = await this.drift(rec);
+    if (drifted !== undefined) return drifted;
     return new Promise<Outcome>((resolve) => {
       const sink = new CaptureSink(rec.requestId, o.maxResultBytes, resolve);
       o.upstream.send({
