@@ -243,11 +243,11 @@ export function createMetrics() {
       f.auditDropped.c0().value += n;
     },
 
-    recordStdioMessage(serverId: string, direction: StdioDirection, method: string): void {
-      f.stdioMessages.c3(servers.admit(serverId), direction, methods.admit(method)).value++;
+    recordStdioMessage(serverId: string, direction: StdioDirection, method: string, n = 1): void {
+      f.stdioMessages.c3(servers.admit(serverId), direction, methods.admit(method)).value += n;
     },
-    recordStdioFraming(serverId: string, errorType: string): void {
-      f.stdioFraming.c2(servers.admit(serverId), errorType).value++;
+    recordStdioFraming(serverId: string, errorType: string, n = 1): void {
+      f.stdioFraming.c2(servers.admit(serverId), errorType).value += n;
     },
     recordStdioDecision(serverId: string, decision: 'forward' | 'deny' | 'pending_approval', profile: string): void {
       f.stdioDecisions.c3(servers.admit(serverId), decision, profile).value++;

@@ -168,8 +168,14 @@ export async function startGovernanceService(o: GovernanceOptions): Promise<Gove
   };
 
   const events = (r: EventsReport): void => {
-    for (const m of r.messages ?? []) for (let i = 0; i < Math.min(m.count, 1_000_000); i++) metrics.recordStdioMessage(r.serverId, m.direction === 'inbound' ? 'agent_to_server' : 'server_to_agent', m.method);
-    for (const f of r.framing ?? []) for (let i = 0; i < Math.min(f.count, 1_000_000); i++) metrics.recordStdioFraming(r.serverId, f.errorType);
+    if (typeof r?.serverId !== 'string') return;
+    const count = (n: unknown): number => (typeof n === 'number' && Number.isInteger(n) && n > 0 ? Math.min(n, 1_000_000) : 0);
+    for (const m of Array.isArray(r.messages) ? r.messages : []) {
+      if (typeof m?.method === 'string') metrics.recordStdioMessage(r.serverId, m.direction === 'inbound' ? 'agent_to_server' : 'server_to_agent', m.method, count(m.count));
+    }
+    for (const f of Array.isArray(r.framing) ? r.framing : []) {
+      if (typeof f?.errorType === 'string') metrics.recordStdioFraming(r.serverId, f.errorType, count(f.count));
+    }
   };
 
   const handle = (ex: Exchange): void => {
