@@ -110,3 +110,27 @@ test('a 2025-era SDK 1.x client works beside it on the same proxy', async () => 
     await c.close();
   }
 });
+
+test('2026-07-28: a call that needs approval is held open and answered with the upstream result once approved', async () => {
+  const p = await startProxy(sourceYaml(`    url: ${upstream.url}`, { rules: rule('get_*', 'approve') }));
+  const c = new V2Client({ name: 'modern-held', version: '1.0.0' }, { versionNegotiation: { mode: { pin: MODERN } } });
+  try {
+    await c.connect(new V2Transport(new URL(p.url)));
+    const from = received.length;
+    const pending = c.callTool({ name: 'get_time', arguments: {} });
+    const auth = { authorization: 'Bearer test-admin-token', 'content-type': 'application/json' };
+    let rec;
+    for (let i = 0; i < 200 && !rec; i++) {
+      rec = (await (await fetch(`http://127.0.0.1:${p.adminPort}/api/approvals`, { headers: auth })).json())[0];
+      if (!rec) await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.equal(rec.tool, 'get_time');
+    assert.equal(got(from, '"get_time"'), false, 'held: not forwarded before the decision');
+    assert.equal((await fetch(`http://127.0.0.1:${p.adminPort}/api/approvals/${rec.id}/approve`, { method: 'POST', headers: auth, body: '{"by":"m"}' })).status, 200);
+    const res = await pending;
+    assert.equal(res.content[0].text, 'get_time ran');
+  } finally {
+    await c.close();
+    await p.stop();
+  }
+});
