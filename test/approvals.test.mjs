@@ -344,3 +344,25 @@ test('approval metrics are exported', async () => {
     await p.stop();
   }
 });
+
+test('SIGTERM while a call is held: the client is told to retry (-32013), the approval stays pending across the restart', async () => {
+  const u = await upstream();
+  const state = tempDir('state');
+  const p1 = await startProxy(approveYaml(u), { env: { THOUGHTGATE_STATE_DIR: state } });
+  const s = await rawSession(p1.url);
+  const held = post(p1.url, call(40, 'delete_user', { user_id: 'term-1' }), s.headers);
+  const a = await pendingWhere(p1, (x) => x.tool === 'delete_user');
+  await p1.stop();
+  const res = (await held).messages.at(-1);
+  assert.equal(res.error.code, -32013);
+  assert.match(res.error.data.details, new RegExp(a.id));
+  assert.ok(res.error.data.retry_after > 0);
+  const p2 = await startProxy(approveYaml(u), { env: { THOUGHTGATE_STATE_DIR: state } });
+  try {
+    const again = await pendingWhere(p2, (x) => x.id === a.id);
+    assert.equal(again.state, 'pending');
+    assert.equal(sawArg(u, 'term-1'), 0);
+  } finally {
+    await p2.stop();
+  }
+});
