@@ -9,6 +9,9 @@ Usage:
   thoughtgate check [--config FILE] [--json] CASES
   thoughtgate validate [--config FILE]
   thoughtgate approvals list [--json] | approve ID | reject ID [--reason R]  [--admin URL]
+  thoughtgate wrap [--agent-type T] [--config-path P] [--profile P] [--dry-run] -- <agent…>
+  thoughtgate restore [--agent-type T] [--config-path P]
+  thoughtgate shim --server-id ID --governance URL -- <server command…>
   thoughtgate --help | --version
 
 Commands:
@@ -24,6 +27,10 @@ Commands:
             file, line and field when they are invalid
   approvals list, approve or reject calls held for a human, and revoke standing
             approvals, on a running sidecar (its admin port; THOUGHTGATE_ADMIN_TOKEN)
+  wrap      run a desktop agent (Claude Code, Cursor, VS Code, …) with every MCP server it
+            launches governed; its config files are restored byte for byte at exit
+  restore   put back agent configs left rewritten by a wrap that crashed or was killed
+  shim      (written into agent configs by wrap) governs one stdio MCP server
 
 Run 'thoughtgate serve --help' for its flags and environment variables.
 `;
@@ -135,6 +142,18 @@ export async function main(argv: string[]): Promise<number | undefined> {
         return await check(rest);
       case 'validate':
         return await validate(rest);
+      case 'wrap': {
+        const { wrapCommand } = await import('./wrap.js');
+        return await wrapCommand(rest);
+      }
+      case 'restore': {
+        const { restoreCommand } = await import('./wrap.js');
+        return await restoreCommand(rest);
+      }
+      case 'shim': {
+        const { shimCommand } = await import('../shim/shim.js');
+        return await shimCommand(rest);
+      }
       case 'approvals': {
         const { approvalsCommand } = await import('./approvals.js');
         return await approvalsCommand(rest);

@@ -119,6 +119,7 @@ export const ENV_HELP: ReadonlyArray<readonly [string, string]> = [
   ['THOUGHTGATE_CEDAR_QUEUE', 'Cedar evaluations waiting for a worker; more get -32009 (default 256)'],
   ['THOUGHTGATE_API_TOKEN', 'Bearer token required by the decision API (/api/v1/governance/*); unset = open'],
   ['THOUGHTGATE_LOG_LEVEL', 'log level: debug, info (default), warn, error'],
+  ['THOUGHTGATE_LOG_FILE', 'write the log to this file instead of stderr (wrap defaults it to ~/.local/state/thoughtgate/wrap.log)'],
   ['THOUGHTGATE_STATE_DIR', 'embedded approval store directory (default $XDG_STATE_HOME/thoughtgate/<port>, else ~/.local/state/thoughtgate/<port>)'],
   ['THOUGHTGATE_STATE', 'approval store: a directory or redis://host:port/db (replicas share it); overrides the config\'s state:'],
   ['THOUGHTGATE_MAX_PENDING_APPROVALS', 'most approvals waiting at once; more get -32009 (default 1000)'],

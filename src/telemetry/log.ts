@@ -51,8 +51,15 @@ export function createLogger(opts: { level?: LogLevel; destination?: Destination
       formatters: { level: (label) => ({ level: label }) },
       redact: { paths: REDACT_PATHS, censor: '[REDACTED]' },
     },
-    opts.destination ?? pino.destination({ dest: 2, sync: false, minLength: 0 }),
+    opts.destination ?? defaultDestination(),
   );
+}
+
+/** stderr, or THOUGHTGATE_LOG_FILE (wrap sets it: the agent owns the terminal). */
+function defaultDestination(): DestinationStream {
+  const file = process.env.THOUGHTGATE_LOG_FILE;
+  if (file !== undefined && file !== '') return pino.destination({ dest: file, mkdir: true, sync: false, minLength: 0 });
+  return pino.destination({ dest: 2, sync: false, minLength: 0 });
 }
 
 export const logger: Logger = createLogger();
