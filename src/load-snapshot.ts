@@ -3,6 +3,7 @@
 // (start and every reload), `check` and `validate`, so all of them judge the same thing.
 import { loadSnapshot } from './policy/snapshot.js';
 import type { Snapshot } from './policy/types.js';
+import type { ConfigContext } from './policy/validate.js';
 
 export interface CedarSettings {
   /** piscina workers; 0 evaluates on the calling thread */
@@ -11,8 +12,8 @@ export interface CedarSettings {
   queue: number;
 }
 
-export async function loadFullSnapshot(path: string, cedar: CedarSettings): Promise<Snapshot> {
-  const base = loadSnapshot(path);
+export async function loadFullSnapshot(path: string, cedar: CedarSettings, ctx: ConfigContext = {}): Promise<Snapshot> {
+  const base = loadSnapshot(path, process.env, ctx);
   const c = base.config.cedar;
   if (c === undefined) return base;
   // Loaded only when configured: the Wasm engine costs startup time and memory.

@@ -20,6 +20,8 @@ import { TERMINAL_STATES, type ApprovalChannel, type ApprovalRecord, type Approv
 export interface Approvals {
   engine: ApprovalEngine;
   gateway: ApprovalGateway;
+  /** a gateway like `gateway` in front of another upstream (wrap: one per HTTP server) */
+  gatewayFor(upstream: Upstream): ApprovalGateway;
   store: StateStore;
   adminToken: string;
   consoleUrl: string;
@@ -135,6 +137,19 @@ export async function createApprovals(d: ApprovalsDeps): Promise<Approvals> {
     },
   });
   engineRef = engine;
+  const gatewayFor = (upstream: Upstream): ApprovalGateway => new ApprovalGateway({
+    engine,
+    upstream,
+    snapshot: d.snapshot,
+    principal: d.principal,
+    keepaliveMs: s.keepaliveMs,
+    taskTtlMinMs: s.taskTtlMinMs,
+    taskTtlMaxMs: s.taskTtlMaxMs,
+    defaultTimeoutMs: s.defaultTimeoutMs,
+    maxResultBytes: d.maxResultBytes,
+    channelFor: (name, w) => channelNameFor(name, w, slackReady),
+    consoleUrl,
+  });
   gateway = new ApprovalGateway({
     engine,
     upstream: d.upstream,
@@ -160,7 +175,7 @@ export async function createApprovals(d: ApprovalsDeps): Promise<Approvals> {
     logger.info({ token_file: file }, `approvals console: ${consoleUrl}?token=${token}`);
   }
   return {
-    engine, gateway, store, adminToken: token, consoleUrl, channels,
+    engine, gateway, gatewayFor, store, adminToken: token, consoleUrl, channels,
     close: async () => {
       gateway!.closeHeld();
       await engine.close();

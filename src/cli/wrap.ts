@@ -155,7 +155,7 @@ export async function wrapCommand(args: string[]): Promise<number> {
   if (values['dry-run']) {
     // Validate the governance config as a real run would, then show the change; write nothing.
     const { loadFullSnapshot } = await import('../load-snapshot.js');
-    const snap = await loadFullSnapshot(tgConfig, { workers: 0, queue: 1 });
+    const snap = await loadFullSnapshot(tgConfig, { workers: 0, queue: 1 }, { wrapServers: serverIds });
     await snap.cedar?.close();
     for (let i = 0; i < targets.length; i++) process.stdout.write(dryRunDiff(targets[i]!.path, texts[i]!, draft[i]!.text, { redact: [token] }));
     say(`dry run: ${serverIds.length} server(s) would be governed (${serverIds.join(', ')}); nothing was written`);

@@ -8,7 +8,7 @@ import type { ZodIssue } from 'zod';
 import { EnvExpandError, expandEnv, missingMessage, type Env } from './env-expand.js';
 import { configSchema } from './schema.js';
 import type { Config } from './types.js';
-import { validate, type Finding, type YamlPath } from './validate.js';
+import { validate, type ConfigContext, type Finding, type YamlPath } from './validate.js';
 
 export interface ConfigIssue {
   /** 1-based; 0 when the problem has no position (the file could not be read) */
@@ -53,12 +53,12 @@ export function fieldName(path: YamlPath): string {
 }
 
 /** Read, expand, parse and validate; throws ConfigError. */
-export function loadConfigFile(path: string, env: Env = process.env): Config {
-  return readConfigFile(path, env).config;
+export function loadConfigFile(path: string, env: Env = process.env, ctx: ConfigContext = {}): Config {
+  return readConfigFile(path, env, ctx).config;
 }
 
 /** As loadConfigFile, also returning the expanded text (what a snapshot's version hashes). */
-export function readConfigFile(path: string, env: Env = process.env): { config: Config; text: string } {
+export function readConfigFile(path: string, env: Env = process.env, ctx: ConfigContext = {}): { config: Config; text: string } {
   let raw: string;
   try {
     raw = readFileSync(path, 'utf8');
@@ -66,7 +66,7 @@ export function readConfigFile(path: string, env: Env = process.env): { config: 
     const why = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'configuration file not found' : `cannot read configuration file: ${(e as Error).message}`;
     throw new ConfigError(path, [{ line: 0, column: 0, message: why }]);
   }
-  return parseConfigText(raw, path, env);
+  return parseConfigText(raw, path, env, ctx);
 }
 
 /** Parse config text that came from `path` (used for messages and relative Cedar paths). */
@@ -74,7 +74,7 @@ export function parseConfig(text: string, path: string, env: Env = process.env):
   return parseConfigText(text, path, env).config;
 }
 
-function parseConfigText(text: string, path: string, env: Env): { config: Config; text: string } {
+function parseConfigText(text: string, path: string, env: Env, ctx: ConfigContext = {}): { config: Config; text: string } {
   if (text.trim() === '') throw new ConfigError(path, [{ line: 1, column: 1, message: 'configuration file is empty' }]);
 
   let expanded: string;
@@ -112,7 +112,7 @@ function parseConfigText(text: string, path: string, env: Env): { config: Config
   if (!shaped.success) throw new ConfigError(path, shaped.error.issues.flatMap(fromZod).map(locate));
 
   const abs = resolve(path);
-  const checked = validate(shaped.data, js, dirname(abs));
+  const checked = validate(shaped.data, js, dirname(abs), ctx);
   if (checked.config === undefined) throw new ConfigError(path, checked.errors.map(locate));
 
   const warnings = [

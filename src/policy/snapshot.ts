@@ -4,6 +4,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { readConfigFile } from './config.js';
+import type { ConfigContext } from './validate.js';
 import type { Env } from './env-expand.js';
 import { compileGlob } from './glob.js';
 import type { CompiledRule, CompiledSource, Config, ExposeConfig, Matcher, Snapshot } from './types.js';
@@ -76,7 +77,7 @@ export function buildSnapshot(config: Config, sourceText: string): Snapshot {
 }
 
 /** Load, validate and compile a config file in one step (throws ConfigError). */
-export function loadSnapshot(path: string, env: Env = process.env): Snapshot {
-  const { config, text } = readConfigFile(path, env);
+export function loadSnapshot(path: string, env: Env = process.env, ctx: ConfigContext = {}): Snapshot {
+  const { config, text } = readConfigFile(path, env, ctx);
   return buildSnapshot(config, text);
 }

@@ -65,7 +65,16 @@ function sourceIdError(id: string): string | undefined {
 }
 
 /** `raw` is the zod output; `js` the plain YAML value, to tell `x` from `[x]` for paths. */
-export function validate(raw: RawConfig, js: unknown, dir: string): Validated {
+/**
+ * How the config will be used. `wrapServers`: the agent's server ids under `thoughtgate wrap`,
+ * each governed as a source of its own: sources may then be several (or none) and rules may
+ * name these ids in `source:` without defining them.
+ */
+export interface ConfigContext {
+  wrapServers?: readonly string[];
+}
+
+export function validate(raw: RawConfig, js: unknown, dir: string, ctx: ConfigContext = {}): Validated {
   const errors: Finding[] = [];
   const warnings: Finding[] = [];
   const err = (path: YamlPath, message: string): void => void errors.push({ path, message });
@@ -75,11 +84,13 @@ export function validate(raw: RawConfig, js: unknown, dir: string): Validated {
   if (raw.schema !== 1) err(['schema'], `unsupported schema version ${raw.schema}, expected 1`);
 
   // sources
-  if (raw.sources.length === 0) err(['sources'], 'no sources defined in configuration');
-  else if (raw.sources.length > MAX_SOURCES) err(['sources'], `v0.2 supports only a single source, found ${raw.sources.length}`);
+  const wrap = ctx.wrapServers !== undefined;
+  if (raw.sources.length === 0 && !wrap) err(['sources'], 'no sources defined in configuration');
+  else if (raw.sources.length > MAX_SOURCES && !wrap) err(['sources'], `v0.2 supports only a single source, found ${raw.sources.length}`);
   const ids = new Set<string>();
   const prefixes = new Set<string>();
   raw.sources.forEach((s, i) => checkSource(s, ['sources', i], ids, prefixes, err));
+  for (const id of ctx.wrapServers ?? []) ids.add(id);
 
   // approval workflows
   const workflows = raw.approval ?? {};
@@ -110,7 +121,11 @@ export function validate(raw: RawConfig, js: unknown, dir: string): Validated {
     if (bad !== undefined) err([...at, 'match'], bad.message);
     const list = isList([...at, 'source']);
     r.source?.forEach((id, j) => {
-      if (!ids.has(id)) err(list ? [...at, 'source', j] : [...at, 'source'], `rule '${r.match}' references undefined source '${id}'`);
+      if (ids.has(id)) return;
+      const where = list ? [...at, 'source', j] : [...at, 'source'];
+      // Under wrap one governance config serves whatever servers this agent has today.
+      if (wrap) warn(where, `rule '${r.match}' names source '${id}', which is neither in sources nor a server of this agent: it applies to nothing now`);
+      else err(where, `rule '${r.match}' references undefined source '${id}'`);
     });
   });
 

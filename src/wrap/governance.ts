@@ -28,6 +28,8 @@ import { metrics } from '../telemetry/metrics.js';
 import { Telemetry } from '../telemetry/pipeline-telemetry.js';
 import { startTrafficServer, type Exchange } from '../transport/http-server.js';
 import type { HeaderMap, Upstream } from '../upstream/types.js';
+import { LeanHttpUpstream } from '../upstream/h1/client.js';
+import { HEADER_TOKEN, HEADER_UPSTREAM } from './rewrite.js';
 import { SHIM_API, type EventsReport, type FilterRequest, type JudgeAnswer, type JudgeRequest, type WaitAnswer } from './protocol.js';
 
 export interface GovernanceOptions {
@@ -76,7 +78,8 @@ export async function startGovernanceService(o: GovernanceOptions): Promise<Gove
   const configPath = resolve(o.configPath);
   const cedar = { workers: s.cedarWorkers, queue: s.cedarQueue };
   // A config that does not load refuses to start: wrapping without governance would forward everything.
-  let snapshot = withServers(await loadFullSnapshot(configPath, cedar), o.serverIds);
+  const ctx = { wrapServers: o.serverIds };
+  let snapshot = withServers(await loadFullSnapshot(configPath, cedar, ctx), o.serverIds);
   const identity = resolveIdentity(process.env);
   const stateDir = mkdtempSync(join(tmpdir(), 'thoughtgate-wrap-'));
   const audit = createAuditWriter({ path: s.auditPath, onError: (err) => logger.error({ err: err.message }, 'audit trail write failed') });
@@ -87,6 +90,7 @@ export async function startGovernanceService(o: GovernanceOptions): Promise<Gove
     readiness: () => ({ ready: true, checks: { config_loaded: true } }), routes: adminRoutes,
   });
   let gateway: ApprovalGateway | undefined;
+  const httpServers = new Map<string, { url: string; gateway: ApprovalGateway; pipeline: Pipeline; upstream: Upstream }>();
   const approvals: Approvals = await createApprovals({
     settings: { ...s.approvals, stateDir, state: undefined },
     config: snapshot.config,
@@ -97,8 +101,16 @@ export async function startGovernanceService(o: GovernanceOptions): Promise<Gove
     mode: s.mode,
     adminPort: admin.port,
     maxResultBytes: s.maxEventBytes,
-    // Approved means "released to the shim", after a last look at a policy that may have changed.
-    execute: async (rec) => (await gateway!.drift(rec)) ?? { result: { released_to: rec.sourceId } },
+    // A stdio call approved is "released to the shim" (after a last look at a policy that may
+    // have changed); an HTTP server's call is forwarded by that server's gateway.
+    execute: async (rec) => {
+      if (rec.request.path !== 'stdio') {
+        const h = httpServers.get(rec.sourceId);
+        if (h !== undefined) return h.gateway.execute(rec);
+        return { error: { code: -32013, message: 'Service temporarily unavailable', data: { details: `no HTTP upstream for server '${rec.sourceId}' in this run` } } };
+      }
+      return (await gateway!.drift(rec)) ?? { result: { released_to: rec.sourceId } };
+    },
   });
   gateway = approvals.gateway;
   adminRoutes!.push(approvalRoutes({ engine: approvals.engine, token: approvals.adminToken, log: (level, msg, fields) => logger[level](fields ?? {}, msg) }));
@@ -178,8 +190,54 @@ export async function startGovernanceService(o: GovernanceOptions): Promise<Gove
     }
   };
 
+  // An agent's HTTP server: the sidecar's pipeline in front of it, with that server as the source.
+  const perServer = new WeakMap<Snapshot, Map<string, Snapshot>>();
+  const snapshotOf = (id: string): Snapshot => {
+    const snap = snapshot;
+    let m = perServer.get(snap);
+    if (m === undefined) perServer.set(snap, (m = new Map()));
+    let out = m.get(id);
+    if (out === undefined) {
+      out = { ...snap, config: { ...snap.config, sources: [snap.sources.get(id)!.config] } };
+      m.set(id, out);
+    }
+    return out;
+  };
+  const tokenHeader = Buffer.from(o.token);
+  const httpServer = async (id: string, url: string): Promise<Pipeline> => {
+    const known = httpServers.get(id);
+    if (known !== undefined && known.url === url) return known.pipeline;
+    const opts = { url, requestTimeoutMs: s.requestTimeoutMs, streamReadTimeoutMs: s.streamReadTimeoutMs, connections: 16 };
+    const upstream: Upstream = new URL(url).protocol === 'http:' ? new LeanHttpUpstream(opts) : new (await import('../upstream/http.js')).HttpUpstream(opts);
+    const gw = approvals.gatewayFor(upstream);
+    if (!snapshot.sources.has(id)) snapshot = withServers(snapshot, [id]);
+    const pipeline = new Pipeline({
+      snapshot: () => snapshotOf(id), mode: s.mode, limits: s.limits, upstream, sessions: new SessionTable(10_000, 3_600_000),
+      origin: originPolicy([]), principal: identity.principal, telemetry: new Telemetry(audit), maxEventBytes: s.maxEventBytes,
+      draining: () => false, decisionApi: { snapshot: () => snapshot, judge: () => { throw new Error('not served'); }, token: o.token, maxBatchSize: 1, errorCodeOf: () => undefined },
+      approvals: gw,
+    });
+    if (known !== undefined) void known.upstream.close();
+    httpServers.set(id, { url, gateway: gw, pipeline, upstream });
+    return pipeline;
+  };
+  const proxyHttp = (ex: Exchange, id: string): void => {
+    const given = Buffer.from(ex.headers[HEADER_TOKEN] ?? '');
+    if (given.length !== tokenHeader.length || !timingSafeEqual(given, tokenHeader)) {
+      return ex.respond(401, JSON_HEADERS, '{"error":"unauthorized","message":"the per-run governance token is missing or wrong"}');
+    }
+    const url = ex.headers[HEADER_UPSTREAM];
+    if (url === undefined || !/^https?:\/\//.test(url)) return ex.respond(400, JSON_HEADERS, `{"error":"invalid_request","message":"missing or invalid ${HEADER_UPSTREAM}"}`);
+    // Ours only: the upstream never sees the run's secret or our routing header.
+    delete ex.headers[HEADER_TOKEN];
+    delete ex.headers[HEADER_UPSTREAM];
+    httpServer(id, url).then((p) => p.handle(ex), (err: Error) => ex.respond(502, JSON_HEADERS, JSON.stringify({ error: 'bad_upstream', message: err.message })));
+  };
+
   const handle = (ex: Exchange): void => {
     if (ex.path === '/healthz') return ex.respond(200, JSON_HEADERS, '{"status":"ok"}');
+    const http = /^\/http\/([^/?]+)/.exec(ex.path);
+    if (http !== null) return proxyHttp(ex, decodeURIComponent(http[1]!));
     if (!ex.path.startsWith(SHIM_API + '/')) return ex.respond(404, JSON_HEADERS, '{"error":"not_found"}');
     if (!authorized(ex)) return ex.respond(401, JSON_HEADERS, '{"error":"unauthorized","message":"the per-run governance token is missing or wrong"}');
     const route = ex.path.slice(SHIM_API.length + 1);
@@ -222,7 +280,7 @@ export async function startGovernanceService(o: GovernanceOptions): Promise<Gove
   const traffic = await startTrafficServer({ host: '127.0.0.1', port: o.port, maxBodyBytes: s.limits.maxBodyBytes, handler: handle });
   const reload = async (why: string): Promise<void> => {
     try {
-      const next = withServers(await loadFullSnapshot(configPath, cedar), o.serverIds);
+      const next = withServers(await loadFullSnapshot(configPath, cedar, ctx), o.serverIds);
       const old = snapshot;
       snapshot = next;
       await old.cedar?.close();
@@ -241,6 +299,7 @@ export async function startGovernanceService(o: GovernanceOptions): Promise<Gove
     close: async () => {
       watcher.close();
       traffic.stopListening();
+      for (const h of httpServers.values()) await h.upstream.close().catch(() => {});
       await approvals.close();
       await snapshot.cedar?.close();
       await audit.flush();

@@ -345,15 +345,22 @@ describe('planRewrite: HTTP entries', () => {
       },
     });
   });
-  it('adds headers where there were none, and reports the transport', () => {
+  it('leaves a legacy SSE-transport entry untouched and says it is not governed', () => {
     const p = plan('claude-code .mcp.json');
     const v = parsed(p.text);
-    assert.deepEqual(v.mcpServers.sentry, {
-      type: 'sse',
-      url: 'http://127.0.0.1:43117/http/sentry/mcp',
-      headers: { 'x-thoughtgate-upstream': 'https://mcp.sentry.dev/sse', 'x-thoughtgate-token': 'tok-123' },
+    assert.deepEqual(v.mcpServers.sentry, { type: 'sse', url: 'https://mcp.sentry.dev/sse' });
+    const s = p.servers.find((x) => x.id === 'sentry');
+    assert.equal(s?.kind, 'skipped');
+    assert.match(s?.why ?? '', /legacy 'sse' transport/);
+  });
+  it('adds headers where there were none', () => {
+    const p = planRewrite('{"mcpServers":{"remote":{"type":"http","url":"https://example.test/mcp"}}}', { path: '/x', agent: 'custom', format: 'mcpServers' }, OPTS);
+    assert.deepEqual(parsed(p.text).mcpServers.remote, {
+      type: 'http',
+      url: 'http://127.0.0.1:43117/http/remote/mcp',
+      headers: { 'x-thoughtgate-upstream': 'https://example.test/mcp', 'x-thoughtgate-token': 'tok-123' },
     });
-    assert.deepEqual(p.servers.find((s) => s.id === 'sentry'), { id: 'sentry', kind: 'http', path: ['mcpServers', 'sentry'], transport: 'sse' });
+    assert.deepEqual(p.servers, [{ id: 'remote', kind: 'http', path: ['mcpServers', 'remote'], transport: 'http' }]);
   });
   it('rewrites Windsurf’s serverUrl in place and url-encodes the server id', () => {
     const v = parsed(plan('windsurf').text);

@@ -230,6 +230,11 @@ function classify(file: string, id: string, entry: Json, opts: RewriteOptions): 
   const urlKey = 'url' in entry ? 'url' : 'serverUrl' in entry ? 'serverUrl' : undefined;
   const isHttp = type !== undefined ? HTTP_TYPES.has(type) : entry.command === undefined && urlKey !== undefined;
 
+  if (isHttp && type === 'sse') {
+    // The 2024 HTTP+SSE transport (GET /sse + POST /messages) is not proxied: left as it is and
+    // named in wrap's summary as not governed, rather than broken by a rewrite.
+    return { kind: 'skipped', why: "legacy 'sse' transport: not governed (use Streamable HTTP)" };
+  }
   if (isHttp) {
     const url = urlKey ? entry[urlKey] : undefined;
     if (typeof url !== 'string') return { kind: 'skipped', why: `a ${type ?? 'remote'} server without a url` };
