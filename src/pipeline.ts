@@ -9,7 +9,7 @@ import type { Limits } from './core/limits.js';
 import { decodeBody, type BatchItem } from './framing/decode.js';
 import { judge } from './gates/judge.js';
 import { approvalGate } from './gates/approval.js';
-import type { ApprovalGateway } from './approvals/gateway.js';
+import { ELICITATION_ID_PREFIX, type ApprovalGateway } from './approvals/gateway.js';
 import { advertiseTasks } from './approvals/advertise.js';
 import { filterListResponse } from './gates/list-filter.js';
 import type { Decision, Subject } from './gates/decision.js';
@@ -175,6 +175,11 @@ export class Pipeline {
     const id = (message as { id?: unknown }).id;
     const params = (message as { params?: Record<string, unknown> }).params;
     const sessionId = ex.headers['mcp-session-id'];
+    if (method === undefined && typeof id === 'string' && id.startsWith(ELICITATION_ID_PREFIX) && o.approvals !== undefined) {
+      // The client's answer to the console link we offered for a held call: ours, never the upstream's.
+      ex.respond(202, null, '');
+      return;
+    }
     if (method !== undefined) {
       const isRequest = id !== undefined;
       const mismatch = checkStandardHeaders(ex.headers, method, params, isRequest);
@@ -220,7 +225,8 @@ export class Pipeline {
     const o = this.o;
     const m = message as { id: string | number; method: string; params?: Record<string, unknown> };
     const sessionId = ex.headers['mcp-session-id'];
-    o.approvals!.hold(ex, { message: m, subject: h.subject, decision: h.decision, correlationId, sessionId, snapshot }).then((r) => {
+    const urlElicitation = sessionId !== undefined && o.sessions.get(sessionId)?.urlElicitation === true;
+    o.approvals!.hold(ex, { message: m, subject: h.subject, decision: h.decision, correlationId, sessionId, snapshot, urlElicitation }).then((r) => {
       if (r === 'forward' && !ex.aborted) this.forwardSingle(ex, message, correlationId, started, snapshot);
       else o.telemetry.request(m.method, h.subject.resource, 'success', performance.now() - started);
     }, (err: unknown) => {
@@ -256,6 +262,10 @@ export class Pipeline {
     const ctx = new ExchangeContext(this, method ?? 'response', tool, id, correlationId, started, snapshot, sessionId, kind === 'request');
     ctx.inspectAll = method !== undefined && (Object.hasOwn(LIST_METHODS, method) || method === 'initialize');
     ctx.isInitialize = method === 'initialize';
+    if (ctx.isInitialize) {
+      const elicitation = (params?.capabilities as { elicitation?: { url?: unknown } } | undefined)?.elicitation;
+      ctx.urlElicitation = elicitation !== null && typeof elicitation === 'object' && elicitation.url !== null && typeof elicitation.url === 'object';
+    }
     const relay = new Relay(ex, ctx);
     const req: UpstreamRequest = {
       method: 'POST',
@@ -456,6 +466,7 @@ export class ExchangeContext implements RelayContext {
   /** GET streams (and anything not a POSTed request) are scanned for list results */
   scan: boolean;
   isInitialize = false;
+  urlElicitation = false;
   forgetOnSuccess = false;
   countsInFlight = false;
   readonly maxEventBytes: number;
@@ -489,7 +500,7 @@ export class ExchangeContext implements RelayContext {
     const o = this.pipeline.options;
     if (this.isInitialize && this.upstreamSession !== undefined) {
       const version = (message as { result?: { protocolVersion?: unknown } })?.result?.protocolVersion;
-      if (typeof version === 'string') o.sessions.remember(this.upstreamSession, version);
+      if (typeof version === 'string') o.sessions.remember(this.upstreamSession, version, this.urlElicitation);
     }
     if (o.mode === 'bypass') return undefined;
     const sourceId = this.snapshot.config.sources[0]!.id;

@@ -366,3 +366,31 @@ test('SIGTERM while a call is held: the client is told to retry (-32013), the ap
     await p2.stop();
   }
 });
+
+test('a client that takes URL elicitation (2025-11-25) is offered the console link for its held call; its answer is not forwarded', async () => {
+  const { ElicitRequestSchema } = await import('@modelcontextprotocol/sdk/types.js');
+  const u = await upstream();
+  const p = await startProxy(approveYaml(u));
+  const client = new Client({ name: 'elicit-client', version: '1.0.0' }, { capabilities: { elicitation: { url: {} } } });
+  const offered = [];
+  client.setRequestHandler(ElicitRequestSchema, async (req) => {
+    offered.push(req.params);
+    return { action: 'accept' };
+  });
+  try {
+    await client.connect(new StreamableHTTPClientTransport(new URL(p.url)));
+    const done = client.callTool({ name: 'delete_user', arguments: { user_id: 'elicit-e1' } });
+    const a = await pendingWhere(p, (x) => x.tool === 'delete_user');
+    while (offered.length === 0) await sleep(50);
+    assert.equal(offered[0].mode, 'url');
+    assert.equal(offered[0].elicitationId, a.id);
+    assert.equal(offered[0].url, `http://127.0.0.1:${p.adminPort}/approvals#${a.id}`);
+    assert.equal((await api(p, 'POST', `/api/approvals/${a.id}/approve`, { by: 'hank' })).status, 200);
+    assert.equal((await done).content[0].text, 'ran delete_user');
+    // the client answered the elicitation long before the approval; it stayed with the proxy
+    assert.equal(u.bodies.some((b) => b.raw.includes('tg-elicit-')), false);
+  } finally {
+    await client.close().catch(() => {});
+    await p.stop();
+  }
+});

@@ -20,6 +20,8 @@ import type { ApprovalEngine } from './engine.js';
 import { TERMINAL_STATES, type ApprovalRecord, type HeldRequest, type Outcome } from './types.js';
 
 export const TASK_ID_PREFIX = 'tg_';
+/** ids of the elicitation requests we send held clients; their answers are not forwarded */
+export const ELICITATION_ID_PREFIX = 'tg-elicit-';
 const JSON_HEADERS: HeaderMap = { 'content-type': 'application/json' };
 const TASKS_PAGE = 50;
 
@@ -49,6 +51,8 @@ export interface HeldCall {
   correlationId: string;
   sessionId: string | undefined;
   snapshot: Snapshot;
+  /** the client takes URL-mode elicitation: offer it the console link */
+  urlElicitation?: boolean;
 }
 
 /** The wire status of a record (SEP-1686 has five). */
@@ -154,7 +158,7 @@ export class ApprovalGateway {
       ex.respond(200, JSON_HEADERS, JSON.stringify({ jsonrpc: '2.0', id: call.message.id, result: { task: taskView(rec) } }));
       return 'handled';
     }
-    new HeldExchange(ex, rec, call.message, call.correlationId, this.o, this.held).start();
+    new HeldExchange(ex, rec, call.message, call.correlationId, this.o, this.held, call.urlElicitation === true).start();
     return 'handled';
   }
 
@@ -301,6 +305,7 @@ class HeldExchange {
     private readonly correlationId: string,
     private readonly o: GatewayOptions,
     private readonly registry: Set<HeldExchange>,
+    private readonly urlElicitation: boolean,
   ) {
     this.sse = acceptsEventStream(ex.headers['accept']);
     this.progressToken = (message.params?.['_meta'] as Record<string, unknown> | undefined)?.['progressToken'];
@@ -312,6 +317,16 @@ class HeldExchange {
     ex.onAbort = () => this.stop(); // the record stays: it may still be approved and its result kept
     ex.onDrain = null;
     ex.writeHead(200, this.sse ? { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' } : JSON_HEADERS);
+    if (this.sse && this.urlElicitation) {
+      // 2025-11-25 URL elicitation: the client can show its user where to approve this call.
+      const ask = {
+        jsonrpc: '2.0',
+        id: ELICITATION_ID_PREFIX + this.rec.id,
+        method: 'elicitation/create',
+        params: { mode: 'url', elicitationId: this.rec.id, url: `${this.o.consoleUrl}#${this.rec.id}`, message: `'${this.rec.tool}' needs a person's approval (${this.rec.id}). Open the console to approve or reject it.` },
+      };
+      ex.write(formatSseEvent({ event: 'message', data: JSON.stringify(ask) }));
+    }
     this.tick();
     this.timer = setInterval(() => this.tick(), this.o.keepaliveMs);
     this.unwatch = this.o.engine.watch(this.rec.id, (r) => this.changed(r));
@@ -341,6 +356,10 @@ class HeldExchange {
     if (this.done || !TERMINAL_STATES.has(r.state)) return;
     this.stop();
     const text = finalResponse(r, this.message.id, this.correlationId);
+    if (this.sse && this.urlElicitation) {
+      // The elicitation is over either way: the client may close what it showed.
+      this.ex.write(formatSseEvent({ event: 'message', data: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/elicitation/complete', params: { elicitationId: this.rec.id } }) }));
+    }
     this.ex.end(this.sse ? formatSseEvent({ event: 'message', data: text }) : text);
   }
 

@@ -5,6 +5,8 @@
 export interface SessionInfo {
   version: string;
   lastSeen: number;
+  /** the client declared URL-mode elicitation (2025-11-25): a held call can offer it the console link */
+  urlElicitation: boolean;
 }
 
 export class SessionTable {
@@ -14,9 +16,9 @@ export class SessionTable {
     private readonly idleMs: number,
   ) {}
 
-  remember(id: string, version: string): void {
+  remember(id: string, version: string, urlElicitation = false): void {
     this.map.delete(id);
-    this.map.set(id, { version, lastSeen: Date.now() });
+    this.map.set(id, { version, lastSeen: Date.now(), urlElicitation });
     if (this.map.size > this.maxSessions) {
       // Map iterates in insertion order: the first key is the least recently remembered.
       const oldest = this.map.keys().next().value as string;
