@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { BIN, startProxy, startRecordingUpstream, post, rawSession, sourceYaml, rule, sleep, tempDir } from './helpers.mjs';
+import { BIN, auditUntil, startProxy, startRecordingUpstream, post, rawSession, sourceYaml, rule, sleep, tempDir } from './helpers.mjs';
 
 const TOKEN = 'test-admin-token';
 const upstreams = [];
@@ -75,7 +75,7 @@ test('a held call is listed, never forwarded before a decision, and released onc
     const again = cli(p, ['approve', a.id]);
     assert.notEqual(again.code, 0, 'a decided approval cannot be decided again');
     assert.match(again.err, /already/);
-    const audit = p.audit().filter((l) => l.approval_id === a.id);
+    const audit = (await auditUntil(p, (ls) => ls.some((l) => l.approval_id === a.id && l.decision === 'completed'))).filter((l) => l.approval_id === a.id);
     assert.ok(audit.some((l) => l.decision === 'approval_requested'), 'request audited');
     assert.ok(audit.some((l) => l.decision === 'approved' && /cli:/.test(l.approver)), 'approver audited');
     assert.ok(audit.some((l) => l.decision === 'completed'), 'outcome audited');
@@ -217,8 +217,7 @@ test('development profile auto-approves and says so in the audit trail', async (
     const s = await rawSession(p.url);
     const r = await post(p.url, call(9, 'delete_user', { user_id: 'dev-d1' }), s.headers);
     assert.equal(r.messages.at(-1).result.content[0].text, 'ran delete_user');
-    await sleep(150);
-    assert.ok(p.audit().some((l) => l.tool === 'delete_user' && l.decision === 'auto_approved'));
+    assert.ok((await auditUntil(p, (ls) => ls.some((l) => l.decision === 'auto_approved'))).some((l) => l.tool === 'delete_user' && l.decision === 'auto_approved'));
     assert.match(p.logText(), /WOULD_BLOCK/);
   } finally {
     await p.stop();

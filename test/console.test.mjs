@@ -126,7 +126,7 @@ test('through the sidecar: a held SDK call appears in the console, a click appro
   const { chromium } = await import('playwright-core');
   const { Client } = await import('@modelcontextprotocol/sdk/client/index.js');
   const { StreamableHTTPClientTransport } = await import('@modelcontextprotocol/sdk/client/streamableHttp.js');
-  const { startProxy, startRecordingUpstream, sourceYaml } = await import('./helpers.mjs');
+  const { auditUntil, startProxy, startRecordingUpstream, sourceYaml } = await import('./helpers.mjs');
   const up = await startRecordingUpstream();
   const p = await startProxy(sourceYaml(`    url: ${up.url}`, { rules: '    - match: "delete_*"\n      action: approve' }), { env: { THOUGHTGATE_ADMIN_TOKEN: TOKEN } });
   const client = new Client({ name: 'console-e2e', version: '1.0.0' });
@@ -148,8 +148,8 @@ test('through the sidecar: a held SDK call appears in the console, a click appro
     const res = await result;
     assert.equal(res.content[0].text, 'ran delete_user');
     assert.equal(up.bodies.filter((b) => b.raw.includes('console-c1')).length, 1);
-    await new Promise((r) => setTimeout(r, 150));
-    assert.ok(p.audit().some((l) => l.decision === 'approved' && l.approver === 'console:operator-1'), 'who approved is in the audit trail');
+    const lines = await auditUntil(p, (ls) => ls.some((l) => l.decision === 'approved'));
+    assert.ok(lines.some((l) => l.decision === 'approved' && l.approver === 'console:operator-1'), 'who approved is in the audit trail');
   } finally {
     await browser.close();
     await client.close().catch(() => {});

@@ -189,5 +189,15 @@ export async function rawSession(url, version = '2025-06-18', extraHeaders = {})
   return { headers, sid, result: init.messages[0].result };
 }
 
+/** The audit trail is written in batches: wait (bounded) until `pred(lines)` holds, then return the lines. */
+export async function auditUntil(p, pred, ms = 10000) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const lines = p.audit();
+    if (pred(lines) || Date.now() > deadline) return lines;
+    await sleep(25);
+  }
+}
+
 /** A fresh temporary folder for a test's files (policies, configs). */
 export const tempDir = (tag = 'files') => mkdtempSync(join(tmpdir(), `tg-test-${tag}-`));

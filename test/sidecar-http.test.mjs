@@ -99,9 +99,14 @@ test('resources and prompts pass; a denied resource URI gets -32014', async () =
 test('every decision is one audit line and the metrics count them', async () => {
   await client.callTool({ name: 'echo', arguments: { message: 'audit-me' } });
   await codeOf(client.callTool({ name: DENIED, arguments: { a: 1, b: 2 } }));
-  const lines = proxy.audit();
-  const fwd = lines.find((l) => l.tool === 'echo' && l.decision === 'forward');
-  const deny = lines.find((l) => l.tool === DENIED && l.decision === 'deny');
+  // The audit trail is written in batches (every 50 ms): wait for the lines, do not race them.
+  let fwd, deny;
+  for (let i = 0; i < 200 && !(fwd && deny); i++) {
+    const lines = proxy.audit();
+    fwd = lines.find((l) => l.tool === 'echo' && l.decision === 'forward');
+    deny = lines.find((l) => l.tool === DENIED && l.decision === 'deny');
+    if (!(fwd && deny)) await new Promise((r) => setTimeout(r, 25));
+  }
   assert.ok(fwd && deny, 'forward and deny lines present');
   for (const k of ['time', 'correlation_id', 'session', 'principal', 'method', 'gate', 'mode', 'reason', 'snapshot']) assert.ok(k in deny, `audit line has ${k}`);
   assert.equal(deny.gate, 'governance');
