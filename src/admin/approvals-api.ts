@@ -16,7 +16,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type http from 'node:http';
 import type { ApprovalEngine } from '../approvals/engine.js';
-import type { ApprovalRecord, ApprovalState, DecideResult, Grant, GrantScope, WaitMode } from '../approvals/types.js';
+import { REFUSAL_STATUS, type ApprovalRecord, type ApprovalState, type Grant, type GrantScope, type WaitMode } from '../approvals/types.js';
 import { CONSOLE_CSS, CONSOLE_HTML, CONSOLE_JS, loginPage } from './console-page.js';
 import { readBody, type AdminRoute } from './server.js';
 
@@ -232,13 +232,6 @@ export function parseDecisionBody(raw: Buffer, viaCookie: boolean): DecisionInpu
   return out;
 }
 
-const REFUSAL_STATUS: Record<Exclude<DecideResult, { ok: true }>['code'], number> = {
-  not_found: 404,
-  already_decided: 409,
-  duplicate_vote: 409,
-  not_allowed: 403,
-  self_approval: 403,
-};
 
 // --- the routes -----------------------------------------------------------------------------
 

@@ -150,19 +150,7 @@ export async function createApprovals(d: ApprovalsDeps): Promise<Approvals> {
     channelFor: (name, w) => channelNameFor(name, w, slackReady),
     consoleUrl,
   });
-  gateway = new ApprovalGateway({
-    engine,
-    upstream: d.upstream,
-    snapshot: d.snapshot,
-    principal: d.principal,
-    keepaliveMs: s.keepaliveMs,
-    taskTtlMinMs: s.taskTtlMinMs,
-    taskTtlMaxMs: s.taskTtlMaxMs,
-    defaultTimeoutMs: s.defaultTimeoutMs,
-    maxResultBytes: d.maxResultBytes,
-    channelFor: (name, w) => channelNameFor(name, w, slackReady),
-    consoleUrl,
-  });
+  gateway = gatewayFor(d.upstream);
   await engine.start();
   await refreshPending();
   const slackless = Object.entries(d.config.approval).filter(([, w]) => w.destination.type === 'slack').map(([n]) => n);

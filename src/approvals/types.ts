@@ -146,6 +146,15 @@ export interface ApprovalDecider {
   cancel(id: string, by: string): Promise<ApprovalRecord | undefined>;
 }
 
+/** The HTTP status each refused vote is answered with (admin API, webhook callbacks). */
+export const REFUSAL_STATUS: Readonly<Record<Exclude<DecideResult, { ok: true }>['code'], number>> = {
+  not_found: 404,
+  already_decided: 409,
+  duplicate_vote: 409,
+  not_allowed: 403,
+  self_approval: 403,
+};
+
 export type DecideResult =
   | { ok: true; rec: ApprovalRecord; final: boolean }
   | { ok: false; code: 'not_found' | 'already_decided' | 'not_allowed' | 'self_approval' | 'duplicate_vote'; message: string; rec?: ApprovalRecord };

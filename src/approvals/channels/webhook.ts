@@ -11,7 +11,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type http from 'node:http';
-import type { ApprovalChannel, ApprovalDecider, ApprovalRecord, DecideResult } from '../types.js';
+import { REFUSAL_STATUS, type ApprovalChannel, type ApprovalDecider, type ApprovalRecord } from '../types.js';
 import { readBody, type AdminRoute } from '../../admin/server.js';
 
 export type ChannelLog = (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
@@ -197,13 +197,6 @@ const respond = (status: number, body: unknown): WebhookResponse => ({
   body: JSON.stringify(body),
 });
 
-const REFUSAL_STATUS: Record<Exclude<DecideResult, { ok: true }>['code'], number> = {
-  not_found: 404,
-  already_decided: 409,
-  duplicate_vote: 409,
-  not_allowed: 403,
-  self_approval: 403,
-};
 
 /** Signatures already used, until their timestamp leaves the window (then the skew check refuses them anyway). */
 const seen = new Map<string, number>();
