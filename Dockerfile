@@ -44,12 +44,14 @@ ENV NODE_ENV=production \
     THOUGHTGATE_OUTBOUND_PORT=7467 \
     THOUGHTGATE_ADMIN_PORT=7469 \
     THOUGHTGATE_ADMIN_BIND=0.0.0.0 \
-    THOUGHTGATE_AUDIT_PATH=/var/lib/thoughtgate/audit.ndjson
-# The only writable path: with --read-only (or readOnlyRootFilesystem) this stays a volume.
+    THOUGHTGATE_AUDIT_PATH=/var/lib/thoughtgate/audit.ndjson \
+    THOUGHTGATE_STATE_DIR=/var/lib/thoughtgate/state
+# The only writable path (audit trail, pending approvals): with --read-only (or readOnlyRootFilesystem) this stays a volume.
 # Set THOUGHTGATE_AUDIT_PATH=- to send the audit trail to stdout instead.
 VOLUME ["/var/lib/thoughtgate"]
 
-EXPOSE 7467 7469
+# 7468: webhook decisions and Slack buttons (listening only when a workflow needs it)
+EXPOSE 7467 7468 7469
 USER 10001:10001
 
 HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \

@@ -72,10 +72,14 @@ test('probes hit the admin port: liveness /health, readiness /ready', () => {
   }
 });
 
-test('the sidecar exposes 7467 (proxy) and 7469 (admin)', () => {
+test('the sidecar exposes 7467 (proxy), 7468 (inbound decisions) and 7469 (admin), and keeps approvals on its volume', () => {
   for (const { file, c } of sidecars()) {
     const ports = (c.ports ?? []).map((p) => p.containerPort).sort();
-    assert.deepEqual(ports, [7467, 7469], file);
+    assert.deepEqual(ports, [7467, 7468, 7469], file);
+    // the root filesystem is read-only: the approval journal must live on the mounted volume
+    const stateDir = (c.env ?? []).find((e) => e.name === 'THOUGHTGATE_STATE_DIR')?.value;
+    assert.ok(stateDir, `${file} sets THOUGHTGATE_STATE_DIR`);
+    assert.ok((c.volumeMounts ?? []).some((m) => !m.readOnly && stateDir.startsWith(m.mountPath)), `${file}: ${stateDir} is on a writable volume`);
   }
 });
 
