@@ -241,3 +241,24 @@ test('--profile development forwards what production blocks and logs WOULD_BLOCK
   assert.ok(readFileSync(claudeJson).equals(userBytes));
   assert.ok(readFileSync(mcpJson).equals(projectBytes));
 });
+
+test('a second wrap of the same agent while the first runs is refused and changes nothing', async () => {
+  const h = home();
+  const cfg = join(h, 'agent.json');
+  const original = Buffer.from(`{"mcpServers":{"everything":{"command":${JSON.stringify(process.execPath)},"args":[${JSON.stringify(EVERYTHING)},"stdio"]}}}`);
+  writeFileSync(cfg, original);
+  const base = ['--agent-type', 'custom', '--config-path', cfg, '--thoughtgate-config', join(h, 'thoughtgate.yaml'), '--', process.execPath, AGENT, 'mcpServers', cfg];
+  const w1 = wrap(h, [...base, join(h, 'seen1.json'), 'sleep']);
+  await seenOf(join(h, 'seen1.json'));
+  const rewritten = readFileSync(cfg);
+  const w2 = wrap(h, [...base, join(h, 'seen2.json')]);
+  const r2 = await w2.done;
+  assert.notEqual(r2.code, 0);
+  assert.match(w2.stderr(), /another thoughtgate wrap \(pid \d+\)/);
+  assert.equal(existsSync(join(h, 'seen2.json')), false, 'the second agent never started');
+  assert.ok(readFileSync(cfg).equals(rewritten), 'the first run\'s file is untouched');
+  w1.p.kill('SIGTERM');
+  await w1.done;
+  assert.ok(readFileSync(cfg).equals(original));
+  assert.deepEqual(sideFiles(cfg), []);
+});
