@@ -151,7 +151,7 @@ export async function main(argv: string[]): Promise<number | undefined> {
         return await restoreCommand(rest);
       }
       case 'shim': {
-        const { shimCommand } = await import('../shim/shim.js');
+        const { shimCommand } = await import('../shim/command.js');
         return await shimCommand(rest);
       }
       case 'approvals': {

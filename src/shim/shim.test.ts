@@ -9,7 +9,8 @@ import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { EventsReport, JudgeAnswer, JudgeRequest, WaitAnswer } from '../wrap/protocol.js';
 import { GovernanceUnavailable, type GovernanceApi } from './governance-client.js';
-import { parseShimArgs, runShim, ShimUsageError, type ShimOptions } from './shim.js';
+import { runShim, type ShimOptions } from './shim.js';
+import { parseShimArgs, ShimUsageError } from './command.js';
 
 const MINI = fileURLToPath(new URL('../../test/support/mini-server.mjs', import.meta.url));
 type Msg = { jsonrpc?: string; id?: unknown; method?: string; params?: any; result?: any; error?: any };
