@@ -370,6 +370,7 @@ export class Pipeline {
     const sessionId = ex.headers['mcp-session-id'];
     const collector = new BatchCollector(items.length);
     const forward: string[] = [];
+    const held: { index: number; message: HeldMessage; hold: Hold; raw: string }[] = [];
     for (let i = 0; i < items.length; i++) {
       const item = items[i]!;
       if (!item.ok) {
@@ -383,10 +384,12 @@ export class Pipeline {
         continue;
       }
       if (m.method !== undefined && m.id !== undefined) {
-        let denied = verdicts[i];
+        const denied = verdicts[i];
         if (denied instanceof Hold) {
-          // A batch answers as one body; one element waiting minutes for a person would hold every other answer.
-          denied = new GovError('invalid_request', { subject: `'${denied.subject.resource}' needs approval and cannot be part of a batch; send it on its own` });
+          // Held for a person; the batch's answer goes out when every held element is decided.
+          collector.hold(i);
+          held.push({ index: i, message: m as HeldMessage, hold: denied, raw: item.raw });
+          continue;
         }
         if (denied !== undefined) {
           collector.answer(i, errorResponse(m.id, denied, correlationId));
@@ -397,6 +400,13 @@ export class Pipeline {
       forward.push(item.raw);
     }
     const ctx = new ExchangeContext(this, 'batch', undefined, undefined, correlationId, started, snapshot, sessionId, true);
+    for (const h of held) {
+      o.approvals!.holdInBatch(
+        { message: h.message, subject: h.hold.subject, decision: h.hold.decision, correlationId, sessionId, snapshot },
+        { path: ex.path, headers: upstreamHeaders(ex.headers), body: h.raw },
+        (text) => collector.fill(h.index, text),
+      );
+    }
     if (forward.length === 0) {
       collector.finish(ex, ctx);
       return;
@@ -429,6 +439,8 @@ export class Pipeline {
     return this.o;
   }
 }
+
+type HeldMessage = { id: string | number; method: string; params?: Record<string, unknown> };
 
 /** A call gate 4 must hold for a human. */
 export class Hold {

@@ -393,3 +393,30 @@ test('a client that takes URL elicitation (2025-11-25) is offered the console li
     await p.stop();
   }
 });
+
+test('2025-03-26 batch: an element needing approval is held in place; the batch answers once it is decided', async () => {
+  const u = await upstream();
+  const p = await startProxy(approveYaml(u));
+  try {
+    const s = await rawSession(p.url, '2025-03-26');
+    const batch = [call(50, 'echo', { m: 'b-echo' }), call(51, 'delete_user', { user_id: 'batch-b1' }), call(52, 'admin_reset'), call(53, 'delete_user', { user_id: 'batch-b2' })];
+    const pending = post(p.url, batch, { ...s.headers, accept: 'application/json' });
+    const first = await pendingWhere(p, (x) => JSON.stringify(x.arguments).includes('batch-b1'));
+    const second = await pendingWhere(p, (x) => JSON.stringify(x.arguments).includes('batch-b2'));
+    assert.equal(sawArg(u, 'batch-b1') + sawArg(u, 'batch-b2'), 0, 'held elements are not forwarded');
+    assert.equal((await api(p, 'POST', `/api/approvals/${first.id}/approve`, { by: 'ivy' })).status, 200);
+    assert.equal((await api(p, 'POST', `/api/approvals/${second.id}/reject`, { by: 'ivy', reason: 'one is enough' })).status, 200);
+    const res = await pending;
+    const byId = Object.fromEntries(res.messages.map((m) => [m.id, m]));
+    assert.deepEqual(Object.keys(byId).map(Number).sort(), [50, 51, 52, 53], 'every element answered once');
+    assert.equal(byId[50].result.content[0].text, 'ran echo');
+    assert.equal(byId[51].result.content[0].text, 'ran delete_user');
+    assert.equal(byId[52].error.code, -32014);
+    assert.equal(byId[53].error.code, -32007);
+    assert.match(byId[53].error.data.details, /one is enough/);
+    assert.equal(sawArg(u, 'batch-b1'), 1, 'the approved element ran once, on its own');
+    assert.equal(sawArg(u, 'batch-b2'), 0);
+  } finally {
+    await p.stop();
+  }
+});

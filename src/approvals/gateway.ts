@@ -167,13 +167,38 @@ export class ApprovalGateway {
    * 'granted' when a standing approval covers it (and no task was asked for), else the record.
    * `task` is the request's `params.task` when the client asked for a SEP-1686 task.
    */
-  async ask(call: HeldCall, request: HeldRequest, task?: { ttl?: unknown }): Promise<ApprovalRecord | 'granted'> {
+  /**
+   * One element of a 2025-03-26 batch held for approval: `answer` gets its final JSON-RPC
+   * response (the upstream's once approved and run, or the refusal) — also when a standing
+   * approval covers it, since the element is then run on its own, not with the batch.
+   */
+  holdInBatch(call: HeldCall, request: HeldRequest, answer: (text: string) => void): void {
+    const o = this.o;
+    const fail = (err: unknown): void => {
+      const e = err instanceof GovError ? err : new GovError('service_unavailable', { details: `approval could not be requested: ${(err as Error)?.message ?? String(err)}` });
+      answer(errorResponse(call.message.id, e, call.correlationId));
+    };
+    this.ask(call, request, undefined, true).then((rec) => {
+      if (rec === 'granted') return; // not reached: recordGranted
+      let done = false;
+      const settle = (r: ApprovalRecord): void => {
+        if (done || !TERMINAL_STATES.has(r.state)) return;
+        done = true;
+        unwatch();
+        answer(finalResponse(r, call.message.id, call.correlationId));
+      };
+      const unwatch = o.engine.watch(rec.id, settle);
+      void o.engine.get(rec.id).then((r) => r && settle(r));
+    }, fail);
+  }
+
+  async ask(call: HeldCall, request: HeldRequest, task?: { ttl?: unknown }, recordGranted = false): Promise<ApprovalRecord | 'granted'> {
     const { message, subject, decision, snapshot } = call;
     const o = this.o;
     const tool = subject.resource!;
     const grant = await o.engine.findGrant({ tool, sourceId: subject.sourceId, principal: o.principal.id, arguments: subject.arguments, sessionId: call.sessionId, snapshot: snapshot.version });
     // A client that asked for a task gets one even when nobody needs to be asked.
-    if (grant !== undefined && task === undefined) return 'granted';
+    if (grant !== undefined && task === undefined && !recordGranted) return 'granted';
     const { name, workflow } = this.workflowOf(decision, snapshot);
     let ttl: number | undefined;
     if (task !== undefined) {

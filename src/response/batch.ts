@@ -1,6 +1,8 @@
 // Batches (2025-03-26 sessions): denied and invalid elements are answered in place, the rest
 // forwarded as one smaller batch, and the upstream's answers (JSON array or SSE events) merged
 // back in the client's order. A batch answer is bounded by the batch size, so it is collected.
+// Elements held for a person's approval are answered when decided; until then the head and
+// leading-whitespace keep-alives go out (valid JSON), so the client is not left in silence.
 import { GovError, errorResponse } from '../core/errors.js';
 import { SseParser } from '../framing/sse.js';
 import type { Exchange } from '../transport/http-server.js';
@@ -9,6 +11,7 @@ import type { RelayContext } from './relay.js';
 
 const JSON_HEADERS: HeaderMap = { 'content-type': 'application/json' };
 const MAX_BATCH_ANSWER_BYTES = 64 * 1024 * 1024;
+const KEEPALIVE_MS = 15_000;
 
 export class BatchCollector implements ResponseSink {
   /** per element: its final answer text, or the id we wait for from the upstream */
@@ -21,6 +24,12 @@ export class BatchCollector implements ResponseSink {
   private size = 0;
   private status = 0;
   private sse = false;
+  /** elements waiting for a person's decision */
+  private holding = 0;
+  /** the forwarded part is complete; the answer goes out once nothing is held */
+  private ready: { err: GovError | undefined } | undefined;
+  private keepalive: NodeJS.Timeout | undefined;
+  private sent = false;
   resume?: () => void;
   abort?: () => void;
 
@@ -36,10 +45,40 @@ export class BatchCollector implements ResponseSink {
     this.waiting.set(JSON.stringify(id), index);
   }
 
+  /** Element `index` waits for an approval; `fill` answers it. */
+  hold(_index: number): void {
+    this.holding++;
+  }
+
+  fill(index: number, text: string): void {
+    if (this.answers[index] !== undefined || this.sent) return;
+    this.answers[index] = text;
+    this.holding--;
+    if (this.holding === 0 && this.ready !== undefined) this.send(this.ready.err);
+  }
+
   bind(ex: Exchange, ctx: RelayContext): void {
     this.ex = ex;
     this.ctx = ctx;
-    ex.onAbort = () => this.abort?.();
+    ex.onAbort = () => {
+      this.stopKeepalive();
+      this.abort?.();
+    };
+    this.startKeepalive();
+  }
+
+  private startKeepalive(): void {
+    if (this.holding === 0 || this.keepalive !== undefined) return;
+    const ex = this.ex!;
+    ex.writeHead(200, JSON_HEADERS);
+    ex.write(' ');
+    this.keepalive = setInterval(() => ex.write(' '), KEEPALIVE_MS);
+    this.keepalive.unref();
+  }
+
+  private stopKeepalive(): void {
+    if (this.keepalive !== undefined) clearInterval(this.keepalive);
+    this.keepalive = undefined;
   }
 
   onHead(status: number, headers: HeaderMap): void {
@@ -87,8 +126,7 @@ export class BatchCollector implements ResponseSink {
 
   /** Sends what we have (used directly when nothing needed forwarding). */
   finish(ex: Exchange, ctx: RelayContext): void {
-    this.ex = ex;
-    this.ctx = ctx;
+    this.bind(ex, ctx);
     this.send(undefined);
   }
 
@@ -116,10 +154,19 @@ export class BatchCollector implements ResponseSink {
   }
 
   private send(err: GovError | undefined): void {
+    if (this.holding > 0) {
+      this.ready = { err };
+      return;
+    }
+    if (this.sent) return;
+    this.sent = true;
     const parts: string[] = [];
     for (const a of this.answers) if (a !== undefined) parts.push(a);
     for (const e of this.extra) parts.push(e);
-    if (parts.length === 0) this.ex!.respond(202, null, '');
+    if (this.keepalive !== undefined) {
+      this.stopKeepalive();
+      this.ex!.end(`[${parts.join(',')}]`);
+    } else if (parts.length === 0) this.ex!.respond(202, null, '');
     else this.ex!.respond(200, JSON_HEADERS, `[${parts.join(',')}]`);
     this.ctx!.onDone(200, err);
   }
