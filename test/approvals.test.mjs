@@ -108,7 +108,7 @@ test('reject carries the reason to the agent as -32007 and nothing reaches the u
 test('SDK client with tasks: a task at once, tasks/get while pending, result after approval; cancel and not-ready errors', async () => {
   const u = await upstream();
   const p = await startProxy(approveYaml(u));
-  const client = new Client({ name: 'tasks-client', version: '1.0.0' }, { capabilities: {} });
+  const client = new Client({ name: 'tasks-client', version: '1.0.0' }, { capabilities: { tasks: { list: {}, cancel: {} } } });
   try {
     await client.connect(new StreamableHTTPClientTransport(new URL(p.url)));
     const caps = client.getServerCapabilities();
