@@ -16,8 +16,9 @@ Usage:
 
 Commands:
   serve     run the HTTP sidecar: every MCP call to the traffic port (7467) is forwarded,
-            hidden or denied by the YAML config, and recorded in the audit trail;
-            /health, /ready and /metrics are on the admin port (7469)
+            hidden, denied or held for a person's approval by the YAML config, and
+            recorded in the audit trail; /health, /ready, /metrics and the approvals
+            console (/approvals) are on the admin port (7469)
 
   check     replay a file of calls (YAML list or NDJSON: tool or method, arguments,
             principal, optional expect: forward|deny|approve) against the config and its
