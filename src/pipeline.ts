@@ -4,7 +4,7 @@
 // Every decision is reported to `telemetry` (metrics + audit trail) from here.
 import { randomUUID } from 'node:crypto';
 import { GovError, errorResponse, type ErrorKind } from './core/errors.js';
-import { BATCH_VERSION, MODERN_VERSION, type JsonRpcMessage } from './core/jsonrpc.js';
+import { BATCH_VERSION, type JsonRpcMessage } from './core/jsonrpc.js';
 import type { Limits } from './core/limits.js';
 import { decodeBody, type BatchItem } from './framing/decode.js';
 import { judge } from './gates/judge.js';
@@ -19,7 +19,7 @@ import type { Snapshot } from './policy/types.js';
 import { Relay, type RelayContext } from './response/relay.js';
 import { API_PREFIX, handleDecisionApi, type DecisionApiDeps } from './admin/decision-api.js';
 import { BatchCollector } from './response/batch.js';
-import { bodyClaimedVersion, checkStandardHeaders, upstreamHeaders } from './session/headers.js';
+import { checkStandardHeaders, messageRoute, upstreamHeaders } from './session/headers.js';
 import type { OriginPolicy } from './session/origin.js';
 import type { SessionTable } from './session/sessions.js';
 import type { Exchange } from './transport/http-server.js';
@@ -257,9 +257,9 @@ export class Pipeline {
     const id = (message as { id?: unknown }).id;
     const params = (message as { params?: Record<string, unknown> }).params;
     const sessionId = ex.headers['mcp-session-id'];
-    const kind = method === undefined ? 'response' : id === undefined ? 'notification' : 'request';
+    const route = messageRoute(message as { id?: unknown; method?: string; params?: Record<string, unknown> });
     const tool = method === 'tools/call' && typeof params?.name === 'string' ? (params.name as string) : undefined;
-    const ctx = new ExchangeContext(this, method ?? 'response', tool, id, correlationId, started, snapshot, sessionId, kind === 'request');
+    const ctx = new ExchangeContext(this, method ?? 'response', tool, id, correlationId, started, snapshot, sessionId, route.kind === 'request');
     ctx.inspectAll = method !== undefined && (Object.hasOwn(LIST_METHODS, method) || method === 'initialize');
     ctx.isInitialize = method === 'initialize';
     if (ctx.isInitialize) {
@@ -273,14 +273,7 @@ export class Pipeline {
       headers: upstreamHeaders(ex.headers),
       body: ex.body!,
       correlationId,
-      message: {
-        kind,
-        id,
-        method,
-        progressToken: (params?._meta as Record<string, unknown> | undefined)?.progressToken,
-        isInitialize: method === 'initialize',
-        modern: bodyClaimedVersion(params) === MODERN_VERSION,
-      },
+      message: route,
     };
     this.postsInFlight++;
     ctx.countsInFlight = true;

@@ -420,3 +420,21 @@ test('2025-03-26 batch: an element needing approval is held in place; the batch 
     await p.stop();
   }
 });
+
+test('2026-07-28 call to a stdio source, held then approved, runs on a pooled child (no session)', async () => {
+  const { Client: V2Client, StreamableHTTPClientTransport: V2Transport } = await import('@modelcontextprotocol/client');
+  const { EVERYTHING } = await import('./helpers.mjs');
+  const yaml = sourceYaml(`    command: ${JSON.stringify(process.execPath)}\n    args: [${JSON.stringify(EVERYTHING)}, "stdio"]`, { rules: rule('echo', 'approve') });
+  const p = await startProxy(yaml);
+  const c = new V2Client({ name: 'modern-stdio-held', version: '1.0.0' }, { versionNegotiation: { mode: { pin: '2026-07-28' } } });
+  try {
+    await c.connect(new V2Transport(new URL(p.url)));
+    const done = c.callTool({ name: 'echo', arguments: { message: 'held-modern-stdio' } });
+    const a = await pendingWhere(p, (x) => x.tool === 'echo');
+    assert.equal((await api(p, 'POST', `/api/approvals/${a.id}/approve`, { by: 'jo' })).status, 200);
+    assert.equal((await done).content[0].text, 'Echo: held-modern-stdio');
+  } finally {
+    await c.close();
+    await p.stop();
+  }
+});

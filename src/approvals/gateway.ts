@@ -12,7 +12,7 @@ import { formatSseEvent } from '../framing/sse.js';
 import type { Decision, Subject } from '../gates/decision.js';
 import { judge } from '../gates/judge.js';
 import type { Snapshot, WorkflowConfig } from '../policy/types.js';
-import { upstreamHeaders } from '../session/headers.js';
+import { messageRoute, upstreamHeaders } from '../session/headers.js';
 import type { Exchange } from '../transport/http-server.js';
 import type { HeaderMap, Upstream } from '../upstream/types.js';
 import { CaptureSink } from './capture.js';
@@ -308,7 +308,8 @@ export class ApprovalGateway {
         headers: rec.request.headers,
         body: Buffer.from(rec.request.body, 'utf8'),
         correlationId: rec.correlationId,
-        message: { kind: 'request', id: rec.requestId, method: rec.method, progressToken: undefined, isInitialize: false, modern: false },
+        // routed as it would have been when it arrived (a 2026-07-28 call to a stdio source: the pool)
+        message: messageRoute(JSON.parse(rec.request.body) as { id?: unknown; method?: string; params?: Record<string, unknown> }),
       }, sink);
     });
   }

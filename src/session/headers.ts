@@ -4,7 +4,7 @@
 // intermediary or server downstream can act on a name the gates did not see.
 import { GovError } from '../core/errors.js';
 import { MODERN_VERSION } from '../core/jsonrpc.js';
-import type { HeaderMap } from '../upstream/types.js';
+import type { HeaderMap, UpstreamRequest } from '../upstream/types.js';
 
 /** Hop-by-hop (RFC 9110 §7.6.1) and headers undici computes itself. */
 const DROP_REQUEST_HEADERS = new Set([
@@ -104,4 +104,20 @@ export function checkStandardHeaders(
     }
   }
   return undefined;
+}
+
+/**
+ * What an upstream needs to route one POSTed message (a stdio source: which child, or the
+ * stateless pool): built the same way for a call forwarded now and one approved later.
+ */
+export function messageRoute(message: { id?: unknown; method?: string; params?: Record<string, unknown> }): NonNullable<UpstreamRequest['message']> {
+  const { id, method, params } = message;
+  return {
+    kind: method === undefined ? 'response' : id === undefined ? 'notification' : 'request',
+    id,
+    method,
+    progressToken: (params?._meta as Record<string, unknown> | undefined)?.progressToken,
+    isInitialize: method === 'initialize',
+    modern: bodyClaimedVersion(params) === MODERN_VERSION,
+  };
 }
