@@ -236,9 +236,9 @@ export class Pipeline {
 
   private answerTask(ex: Exchange, method: string, params: Record<string, unknown> | undefined, id: unknown, correlationId: string, started: number): void {
     const o = this.o;
-    o.approvals!.taskMethod(method, params, id, correlationId).then((text) => {
-      o.telemetry.request(method, undefined, text.includes('"error":{') ? 'error' : 'success', performance.now() - started);
-      ex.respond(200, JSON_HEADERS, text);
+    o.approvals!.taskMethod(method, params, id, correlationId).then((a) => {
+      o.telemetry.request(method, undefined, a.error ? 'error' : 'success', performance.now() - started);
+      ex.respond(200, JSON_HEADERS, a.body);
     }, (err: unknown) => {
       this.refuse(ex, method, id, new GovError('service_unavailable', { details: `approval store: ${(err as Error)?.message ?? String(err)}` }), correlationId, started);
     });

@@ -77,7 +77,7 @@ function statusMessage(r: ApprovalRecord): string {
   }
 }
 
-export function taskView(r: ApprovalRecord, now = Date.now()): Record<string, unknown> {
+export function taskView(r: ApprovalRecord): Record<string, unknown> {
   const view: Record<string, unknown> = {
     taskId: r.id,
     status: wireStatus(r),
@@ -87,7 +87,6 @@ export function taskView(r: ApprovalRecord, now = Date.now()): Record<string, un
     ttl: Math.max(0, r.keepUntil - r.createdAt),
   };
   if (!TERMINAL_STATES.has(r.state)) view.pollInterval = r.pollIntervalMs;
-  void now;
   return view;
 }
 
@@ -248,49 +247,46 @@ export class ApprovalGateway {
     return typeof id === 'string' && id.startsWith(TASK_ID_PREFIX);
   }
 
-  async taskMethod(method: string, params: Record<string, unknown> | undefined, id: unknown, correlationId: string): Promise<string> {
+  /** The JSON-RPC answer to a tasks/* request, and whether it is an error (for the metrics). */
+  async taskMethod(method: string, params: Record<string, unknown> | undefined, id: unknown, correlationId: string): Promise<{ body: string; error: boolean }> {
     const o = this.o;
-    const now = Date.now();
+    const ok = (result: unknown): { body: string; error: boolean } => ({ body: JSON.stringify({ jsonrpc: '2.0', id, result }), error: false });
+    const fail = (err: GovError): { body: string; error: boolean } => ({ body: errorResponse(id, err, correlationId), error: true });
     if (method === 'tasks/list') {
       const cursor = params?.['cursor'];
       const start = typeof cursor === 'string' && /^\d+$/.test(cursor) ? Number(cursor) : 0;
       const mine = await o.engine.list((r) => r.mode === 'task' && r.principal === o.principal.id);
-      const page = mine.slice(start, start + TASKS_PAGE).map((r) => taskView(r, now));
-      const result: Record<string, unknown> = { tasks: page };
+      const result: Record<string, unknown> = { tasks: mine.slice(start, start + TASKS_PAGE).map(taskView) };
       if (start + TASKS_PAGE < mine.length) result.nextCursor = String(start + TASKS_PAGE);
-      return JSON.stringify({ jsonrpc: '2.0', id, result });
+      return ok(result);
     }
     const taskId = params!['taskId'] as string;
     const rec = await o.engine.get(taskId);
     // Another principal's task does not exist as far as this caller is concerned.
-    if (rec === undefined || rec.principal !== o.principal.id) return errorResponse(id, new GovError('task_not_found', { subject: taskId }), correlationId);
-    if (rec.keepUntil <= now && !TERMINAL_STATES.has(rec.state)) {
-      return errorResponse(id, new GovError('task_expired', { subject: taskId, tool: rec.tool }), correlationId);
-    }
+    if (rec === undefined || rec.principal !== o.principal.id) return fail(new GovError('task_not_found', { subject: taskId }));
+    if (rec.keepUntil <= Date.now() && !TERMINAL_STATES.has(rec.state)) return fail(new GovError('task_expired', { subject: taskId, tool: rec.tool }));
     switch (method) {
       case 'tasks/get':
-        return JSON.stringify({ jsonrpc: '2.0', id, result: taskView(rec, now) });
+        return ok(taskView(rec));
       case 'tasks/cancel': {
         if (TERMINAL_STATES.has(rec.state) && rec.state !== 'cancelled') {
-          return errorResponse(id, new GovError('invalid_params', { subject: `task '${taskId}' is already ${wireStatus(rec)} and cannot be cancelled` }), correlationId);
+          return fail(new GovError('invalid_params', { subject: `task '${taskId}' is already ${wireStatus(rec)} and cannot be cancelled` }));
         }
         if (rec.state !== 'pending' && rec.state !== 'cancelled') {
-          return errorResponse(id, new GovError('invalid_params', { subject: `task '${taskId}' was approved and is executing; it cannot be cancelled` }), correlationId);
+          return fail(new GovError('invalid_params', { subject: `task '${taskId}' was approved and is executing; it cannot be cancelled` }));
         }
         const after = rec.state === 'cancelled' ? rec : await o.engine.cancel(taskId, `requester:${o.principal.id}`);
-        return JSON.stringify({ jsonrpc: '2.0', id, result: taskView(after ?? rec, now) });
+        return ok(taskView(after ?? rec));
       }
       default: { // tasks/result
         if (!TERMINAL_STATES.has(rec.state)) {
-          return errorResponse(id, new GovError('task_result_not_ready', { subject: taskId, details: `${statusMessage(rec)}; poll tasks/get` }), correlationId);
+          return fail(new GovError('task_result_not_ready', { subject: taskId, details: `${statusMessage(rec)}; poll tasks/get` }));
         }
-        const text = finalResponse(rec, id, correlationId);
-        if (rec.state !== 'completed') return text;
+        if (rec.state !== 'completed') return { body: finalResponse(rec, id, correlationId), error: true };
         // The related-task marker tells the client which task this result belongs to.
-        const msg = JSON.parse(text) as { result: Record<string, unknown> };
-        const meta = (msg.result['_meta'] as Record<string, unknown> | undefined) ?? {};
-        msg.result['_meta'] = { ...meta, 'io.modelcontextprotocol/related-task': { taskId } };
-        return JSON.stringify(msg);
+        const result = (rec.outcome?.result ?? {}) as Record<string, unknown>;
+        const meta = (result['_meta'] as Record<string, unknown> | undefined) ?? {};
+        return ok({ ...result, _meta: { ...meta, 'io.modelcontextprotocol/related-task': { taskId } } });
       }
     }
   }
