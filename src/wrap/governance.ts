@@ -115,21 +115,16 @@ export async function startGovernanceService(o: GovernanceOptions): Promise<Gove
   gateway = approvals.gateway;
   adminRoutes!.push(approvalRoutes({ engine: approvals.engine, token: approvals.adminToken, log: (level, msg, fields) => logger[level](fields ?? {}, msg) }));
 
-  // The sidecar's pipeline judges (one place for gates, audit and metrics); it never forwards here.
-  const pipeline = new Pipeline({
-    snapshot: () => snapshot,
-    mode: s.mode,
-    limits: s.limits,
-    upstream: NO_UPSTREAM,
-    sessions: new SessionTable(1000, 3_600_000),
-    origin: originPolicy([]),
-    principal: identity.principal,
-    telemetry: new Telemetry(audit),
-    maxEventBytes: s.maxEventBytes,
-    draining: () => false,
-    decisionApi: { snapshot: () => snapshot, judge: () => { throw new Error('not served'); }, token: o.token, maxBatchSize: 1, errorCodeOf: () => undefined },
-    approvals: approvals.gateway,
+  // The sidecar's pipeline, for the shims' calls (it judges; it never forwards here) and in
+  // front of each of the agent's HTTP servers. Agents reach neither through the decision API.
+  const telemetry = new Telemetry(audit);
+  const pipelineFor = (snap: () => Snapshot, upstream: Upstream, gw: ApprovalGateway): Pipeline => new Pipeline({
+    snapshot: snap, mode: s.mode, limits: s.limits, upstream, sessions: new SessionTable(10_000, 3_600_000),
+    origin: originPolicy([]), principal: identity.principal, telemetry, maxEventBytes: s.maxEventBytes, draining: () => false,
+    decisionApi: { snapshot: snap, judge: () => { throw new Error('the decision API is not served by wrap'); }, token: o.token, maxBatchSize: 1, errorCodeOf: () => undefined },
+    approvals: gw,
   });
+  const pipeline = pipelineFor(() => snapshot, NO_UPSTREAM, approvals.gateway);
 
   const expected = Buffer.from(`Bearer ${o.token}`);
   const authorized = (ex: Exchange): boolean => {
@@ -211,12 +206,7 @@ export async function startGovernanceService(o: GovernanceOptions): Promise<Gove
     const upstream: Upstream = new URL(url).protocol === 'http:' ? new LeanHttpUpstream(opts) : new (await import('../upstream/http.js')).HttpUpstream(opts);
     const gw = approvals.gatewayFor(upstream);
     if (!snapshot.sources.has(id)) snapshot = withServers(snapshot, [id]);
-    const pipeline = new Pipeline({
-      snapshot: () => snapshotOf(id), mode: s.mode, limits: s.limits, upstream, sessions: new SessionTable(10_000, 3_600_000),
-      origin: originPolicy([]), principal: identity.principal, telemetry: new Telemetry(audit), maxEventBytes: s.maxEventBytes,
-      draining: () => false, decisionApi: { snapshot: () => snapshot, judge: () => { throw new Error('not served'); }, token: o.token, maxBatchSize: 1, errorCodeOf: () => undefined },
-      approvals: gw,
-    });
+    const pipeline = pipelineFor(() => snapshotOf(id), upstream, gw);
     if (known !== undefined) void known.upstream.close();
     httpServers.set(id, { url, gateway: gw, pipeline, upstream });
     return pipeline;
