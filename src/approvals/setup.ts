@@ -51,8 +51,7 @@ export function stateLocation(s: ApprovalSettings, config: Config): { kind: 'red
   return { kind: 'file', dir: isAbsolute(raw) ? raw : resolve(dirname(config.path), raw) };
 }
 
-async function openStore(s: ApprovalSettings, config: Config): Promise<StateStore> {
-  const where = stateLocation(s, config);
+async function openStore(where: ReturnType<typeof stateLocation>): Promise<StateStore> {
   if (where.kind === 'redis') {
     const { RedisStore } = await import('./store/redis.js');
     const store = new RedisStore(where.url);
@@ -64,11 +63,13 @@ async function openStore(s: ApprovalSettings, config: Config): Promise<StateStor
   return store;
 }
 
-/** The admin token: given, or generated once per state directory (0600) so the CLI can read it. */
-function adminToken(s: ApprovalSettings, config: Config): { token: string; generated: boolean; file?: string } {
+/**
+ * The admin token: given, or generated once (0600) in THOUGHTGATE_STATE_DIR — where
+ * `thoughtgate approvals` looks for it, whatever `state:` says about the approvals themselves.
+ */
+function adminToken(s: ApprovalSettings): { token: string; generated: boolean; file?: string } {
   if (s.adminToken !== undefined) return { token: s.adminToken, generated: false };
-  const where = stateLocation(s, config);
-  const dir = where.kind === 'file' ? where.dir : resolve(s.stateDir);
+  const dir = resolve(s.stateDir);
   const file = join(dir, 'admin-token');
   try {
     const t = readFileSync(file, 'utf8').trim();
@@ -99,8 +100,8 @@ const consoleChannel: ApprovalChannel = {
 
 export async function createApprovals(d: ApprovalsDeps): Promise<Approvals> {
   const s = d.settings;
-  const store = await openStore(s, d.config);
-  const { token, generated, file } = adminToken(s, d.config);
+  const store = await openStore(stateLocation(s, d.config));
+  const { token, generated, file } = adminToken(s);
   const consoleUrl = s.consoleUrl ?? `http://127.0.0.1:${d.adminPort}/approvals`;
   const channels = new Map<string, ApprovalChannel>([['console', consoleChannel]]);
   const slackReady = s.slackToken !== undefined;
