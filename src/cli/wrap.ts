@@ -46,19 +46,23 @@ function targetsFor(agent: AgentType, configPath: string | undefined): ConfigTar
   return discoverConfigs(agent, { cwd: process.cwd(), home: homedir(), env: process.env, platform: process.platform, configPath: configPath === undefined ? undefined : resolve(configPath) });
 }
 
-/** A marker left by a wrap that died: put the file back first, and say so. */
-function restoreStale(targets: ConfigTarget[]): number {
-  let n = 0;
-  for (const t of targets) {
-    if (!findStale(t.path)) continue;
-    const r = restore(t.path);
+/** Puts each file back from its backup, saying so (with `note`); returns how many were restored. */
+function restoreEach(paths: string[], note: string): number {
+  let restored = 0;
+  for (const path of paths) {
+    const r = restore(path);
     for (const w of r.warnings) say(`warning: ${w}`);
     if (r.restored) {
-      n++;
-      say(`restored ${t.path} (left rewritten by a wrap that did not finish)`);
+      restored++;
+      say(`restored ${path}${note}${r.userEdited ? ' (your edits of other settings were kept)' : ''}`);
     }
   }
-  return n;
+  return restored;
+}
+
+/** A marker left by a wrap that died: put the file back first, and say so. */
+function restoreStale(targets: ConfigTarget[]): void {
+  restoreEach(targets.map((t) => t.path).filter(findStale), ' (left rewritten by a wrap that did not finish)');
 }
 
 export async function restoreCommand(args: string[]): Promise<number> {
@@ -70,15 +74,7 @@ export async function restoreCommand(args: string[]): Promise<number> {
   const agent = (values['agent-type'] ?? 'custom') as AgentType;
   if (!AGENTS.includes(agent)) throw new Error(`--agent-type must be one of ${AGENTS.join(', ')}`);
   const targets = targetsFor(agent, values['config-path']);
-  let restored = 0;
-  for (const t of targets) {
-    const r = restore(t.path);
-    for (const w of r.warnings) say(`warning: ${w}`);
-    if (r.restored) {
-      restored++;
-      say(`restored ${t.path}${r.userEdited ? ' (your edits of other settings were kept)' : ''}`);
-    }
-  }
+  const restored = restoreEach(targets.map((t) => t.path), '');
   if (restored === 0) say(`nothing to restore (${targets.map((t) => t.path).join(', ') || 'no config found'})`);
   return 0;
 }
