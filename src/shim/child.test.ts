@@ -1,23 +1,13 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { PassThrough } from 'node:stream';
 import { describe, it } from 'node:test';
 import { ServerProcess, exitCodeOf, serverEnv } from './child.js';
+import { isProcessAlive } from '../core/durable-fs.js';
 
 const node = process.execPath;
 /** Running (a zombie nobody reaped yet counts as gone). */
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0] !== 'Z';
-  } catch {
-    return false;
-  }
-};
+/** running, and not a zombie waiting to be reaped */
+const alive = (pid: number): boolean => isProcessAlive(pid);
 
 describe('ServerProcess', () => {
   it('exit codes: the code, or 128 + the signal number', () => {

@@ -11,6 +11,7 @@ import type { EventsReport, JudgeAnswer, JudgeRequest, WaitAnswer } from '../wra
 import { GovernanceUnavailable, type GovernanceApi } from './governance-client.js';
 import { runShim, type ShimOptions } from './shim.js';
 import { parseShimArgs, ShimUsageError } from './command.js';
+import { isProcessAlive } from '../core/durable-fs.js';
 
 const MINI = fileURLToPath(new URL('../../test/support/mini-server.mjs', import.meta.url));
 type Msg = { jsonrpc?: string; id?: unknown; method?: string; params?: any; result?: any; error?: any };
@@ -159,18 +160,8 @@ const call = (id: number | string, name: string, extra: Record<string, unknown> 
 });
 const ping = (id: number | string): Msg => ({ jsonrpc: '2.0', id, method: 'ping' });
 const receivedIds = (h: Harness): unknown[] => h.received().filter((m) => m.method !== undefined).map((m) => m.id);
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0] !== 'Z';
-  } catch {
-    return false;
-  }
-};
+/** running, and not a zombie waiting to be reaped */
+const alive = (pid: number): boolean => isProcessAlive(pid);
 
 describe('shim: ordering', () => {
   it('a held call does not block later messages; approved, it reaches the server after them', async () => {

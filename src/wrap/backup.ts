@@ -7,12 +7,10 @@
 import { createHash, randomUUID } from 'node:crypto';
 import {
   closeSync,
-  fchmodSync,
   fsyncSync,
   openSync,
   readFileSync,
   realpathSync,
-  renameSync,
   statSync,
   unlinkSync,
   writeFileSync,
@@ -24,6 +22,10 @@ import { findNodeAtLocation, getNodeValue } from 'jsonc-parser';
 import type { Node } from 'jsonc-parser';
 import { ConfigParseError, HEADER_UPSTREAM, parseConfigText, serverEntryPaths } from './rewrite.js';
 import { ENV_SERVER_ID } from './protocol.js';
+import { isProcessAlive, syncDir, writeFileAtomic } from '../core/durable-fs.js';
+
+// wrap's tests and callers know these from here
+export { isProcessAlive, writeFileAtomic };
 
 export const LOCK_SUFFIX = '.thoughtgate-lock';
 export const BACKUP_SUFFIX = '.thoughtgate-backup';
@@ -32,7 +34,6 @@ export const MARKER_SUFFIX = '.thoughtgate-marker';
 /** A lock or marker younger than this with unreadable content is being written, not abandoned. */
 const FRESH_MS = 10_000;
 /** Slack between a process's recorded start and the kernel's, before a pid counts as reused. */
-const PID_REUSE_SLACK_MS = 5_000;
 
 export interface SidePaths {
   /** the file itself, symlinks resolved (we replace the target, never the link) */
@@ -146,85 +147,6 @@ export function sidePaths(configPath: string): SidePaths {
     config = join(dir, basename(abs));
   }
   return { config, lock: config + LOCK_SUFFIX, backup: config + BACKUP_SUFFIX, marker: config + MARKER_SUFFIX };
-}
-
-// ---------------------------------------------------------------------------------------------
-// Processes
-
-/** Linux: when a process started (ms since epoch) and whether it is a zombie; undefined elsewhere. */
-function linuxProcess(pid: number): { startMs: number; zombie: boolean } | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // fields after the command name, which is in parentheses and may itself contain them
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const startTicks = Number(fields[19]);
-    const btime = /^btime (\d+)$/m.exec(readFileSync('/proc/stat', 'utf8'));
-    if (!btime || !Number.isFinite(startTicks)) return undefined;
-    // USER_HZ is 100 on every Linux architecture Node supports
-    return { startMs: Number(btime[1]) * 1000 + startTicks * 10, zombie: fields[0] === 'Z' };
-  } catch {
-    return undefined;
-  }
-}
-
-/**
- * Whether the process that wrote a lock or marker at `recordedAt` is still running. A pid that
- * exists but started after that moment is a different process that reused the number (common
- * after a reboot), so it counts as dead.
- */
-export function isProcessAlive(pid: number, recordedAt?: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-  } catch (e) {
-    // EPERM: it exists but belongs to someone else
-    if ((e as NodeJS.ErrnoException).code !== 'EPERM') return false;
-  }
-  const info = linuxProcess(pid);
-  if (info?.zombie) return false;
-  if (info && recordedAt !== undefined && Number.isFinite(recordedAt) && info.startMs > recordedAt + PID_REUSE_SLACK_MS) return false;
-  return true;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Atomic files
-
-function fsyncDir(dir: string): void {
-  try {
-    const fd = openSync(dir, 'r');
-    try {
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-  } catch {
-    // some filesystems refuse fsync on a directory; the rename itself is still atomic
-  }
-}
-
-/** Temp file in the same directory, fsync, rename over the target, fsync the directory. */
-export function writeFileAtomic(path: string, data: Uint8Array, mode: number): void {
-  const dir = dirname(path);
-  const tmp = join(dir, `.${basename(path)}.${process.pid}-${randomUUID().slice(0, 8)}.tmp`);
-  const fd = openSync(tmp, 'wx', 0o600);
-  try {
-    try {
-      writeFileSync(fd, data);
-      fchmodSync(fd, mode); // after creation, so the umask cannot narrow the original mode
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, path);
-  } catch (e) {
-    try {
-      unlinkSync(tmp);
-    } catch {
-      /* already renamed or never created */
-    }
-    throw e;
-  }
-  fsyncDir(dir);
 }
 
 function readIfExists(path: string): Buffer | undefined {
@@ -467,7 +389,7 @@ function finish(paths: SidePaths): void {
   // marker first: a crash in between leaves a backup that restore recognises as already applied
   unlinkIfExists(paths.marker);
   unlinkIfExists(paths.backup);
-  fsyncDir(dirname(paths.config));
+  syncDir(dirname(paths.config));
 }
 
 function restoreLocked(paths: SidePaths, opts: RestoreOptions): RestoreResult {

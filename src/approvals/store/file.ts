@@ -4,9 +4,10 @@
 // A torn last line (the process died mid-write) is ignored on replay: it was never
 // acknowledged. The journal is compacted at start and when it grows well past the live set.
 // One process per directory (a lock file with its pid); replicas share state through Redis.
-import { mkdirSync, openSync, readFileSync, writeFileSync, closeSync, fsyncSync, renameSync, unlinkSync, constants } from 'node:fs';
+import { mkdirSync, openSync, readFileSync, writeFileSync, closeSync, unlinkSync, constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
+import { isProcessAlive, writeFileAtomic } from '../../core/durable-fs.js';
 import type { ApprovalRecord, Grant, StateStore } from '../types.js';
 import { TERMINAL_STATES } from '../types.js';
 
@@ -53,7 +54,7 @@ export class FileStore implements StateStore {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
     }
     const pid = Number(readFileSync(path, 'utf8').trim());
-    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) {
+    if (pid !== process.pid && isProcessAlive(pid)) {
       throw new StateDirInUseError(`state directory ${this.dir} is in use by process ${pid} (one sidecar per directory; use Redis to share state between replicas)`);
     }
     writeFileSync(path, String(process.pid), { mode: 0o600 }); // stale lock of a dead process
@@ -93,16 +94,10 @@ export class FileStore implements StateStore {
 
   /** Rewrites the journal as just the live set: temp file, fsync, rename, fsync the directory. */
   private compactSync(): void {
-    const tmp = `${this.where}.tmp`;
     let text = '';
     for (const v of this.records.values()) text += JSON.stringify({ t: 'r', v }) + '\n';
     for (const v of this.grants.values()) text += JSON.stringify({ t: 'g', v }) + '\n';
-    const fd = openSync(tmp, 'w', 0o600);
-    writeFileSync(fd, text);
-    fsyncSync(fd);
-    closeSync(fd);
-    renameSync(tmp, this.where);
-    syncDir(this.dir);
+    writeFileAtomic(this.where, Buffer.from(text, 'utf8'), 0o600);
     this.journalLines = this.records.size + this.grants.size;
   }
 
@@ -208,20 +203,4 @@ export class FileStore implements StateStore {
       if (readFileSync(join(this.dir, LOCK), 'utf8').trim() === String(process.pid)) unlinkSync(join(this.dir, LOCK));
     } catch { /* already gone */ }
   }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-function syncDir(dir: string): void {
-  try {
-    const fd = openSync(dir, 'r');
-    try { fsyncSync(fd); } finally { closeSync(fd); }
-  } catch { /* some filesystems refuse fsync on a directory; the rename is still atomic */ }
 }
