@@ -273,6 +273,27 @@ export class ApprovalEngine implements ApprovalDecider {
     };
   }
 
+  /**
+   * Calls `fn` once, when the record is settled (at once if it already is; with undefined when
+   * there is no such record): what everyone waiting for a decision needs, without the race of
+   * a decision landing between reading the record and starting to watch it. Returns a cancel.
+   */
+  whenSettled(id: string, fn: (rec: ApprovalRecord | undefined) => void): () => void {
+    let waiting = true;
+    const settle = (rec: ApprovalRecord | undefined): void => {
+      if (!waiting || (rec !== undefined && !TERMINAL_STATES.has(rec.state))) return;
+      waiting = false;
+      unwatch();
+      fn(rec);
+    };
+    const unwatch = this.watch(id, settle);
+    this.o.store.get(id).then(settle, () => {});
+    return () => {
+      waiting = false;
+      unwatch();
+    };
+  }
+
   /** Calls `fn` on every change of any record (the console's live view). */
   onAnyChange(fn: Listener): () => void {
     this.everyChange.add(fn);

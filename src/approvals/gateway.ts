@@ -179,15 +179,7 @@ export class ApprovalGateway {
     };
     this.ask(call, request, undefined, true).then((rec) => {
       if (rec === 'granted') return; // not reached: recordGranted
-      let done = false;
-      const settle = (r: ApprovalRecord): void => {
-        if (done || !TERMINAL_STATES.has(r.state)) return;
-        done = true;
-        unwatch();
-        answer(finalResponse(r, call.message.id, call.correlationId));
-      };
-      const unwatch = o.engine.watch(rec.id, settle);
-      void o.engine.get(rec.id).then((r) => r && settle(r));
+      o.engine.whenSettled(rec.id, (r) => r && answer(finalResponse(r, call.message.id, call.correlationId)));
     }, fail);
   }
 
@@ -351,9 +343,7 @@ class HeldExchange {
     }
     this.tick();
     this.timer = setInterval(() => this.tick(), this.o.keepaliveMs);
-    this.unwatch = this.o.engine.watch(this.rec.id, (r) => this.changed(r));
-    // It may have been decided before we started watching.
-    void this.o.engine.get(this.rec.id).then((r) => r && this.changed(r));
+    this.unwatch = this.o.engine.whenSettled(this.rec.id, (r) => r && this.changed(r));
   }
 
   private tick(): void {
@@ -375,7 +365,7 @@ class HeldExchange {
   }
 
   private changed(r: ApprovalRecord): void {
-    if (this.done || !TERMINAL_STATES.has(r.state)) return;
+    if (this.done) return;
     this.stop();
     const text = finalResponse(r, this.message.id, this.correlationId);
     if (this.sse && this.urlElicitation) {

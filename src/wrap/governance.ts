@@ -10,7 +10,7 @@ import { approvalRoutes } from '../admin/approvals-api.js';
 import { startAdminServer, type AdminServer } from '../admin/server.js';
 import { finalResponse, type ApprovalGateway } from '../approvals/gateway.js';
 import { createApprovals, type Approvals } from '../approvals/setup.js';
-import { TERMINAL_STATES, type ApprovalRecord } from '../approvals/types.js';
+import type { ApprovalRecord } from '../approvals/types.js';
 import type { Settings } from '../cli/settings.js';
 import { GovError, errorResponse } from '../core/errors.js';
 import { resolveIdentity } from '../gates/cedar/principal.js';
@@ -154,24 +154,18 @@ export async function startGovernanceService(o: GovernanceOptions): Promise<Gove
   };
 
   const wait = (ex: Exchange, id: string, timeoutMs: number): void => {
-    const engine = approvals.engine;
-    let finished = false;
-    let timer: NodeJS.Timeout | undefined;
-    let unwatch: (() => void) | undefined;
     const finish = (a: WaitAnswer): void => {
-      if (finished) return;
-      finished = true;
-      if (timer !== undefined) clearTimeout(timer);
-      unwatch?.();
+      clearTimeout(timer);
+      cancel();
       ex.respond(200, JSON_HEADERS, JSON.stringify(a));
     };
-    ex.onAbort = () => { finished = true; if (timer !== undefined) clearTimeout(timer); unwatch?.(); };
-    unwatch = engine.watch(id, (rec) => { if (TERMINAL_STATES.has(rec.state)) finish(answerFor(rec)); });
-    timer = setTimeout(() => finish({ done: false }), timeoutMs);
-    void engine.get(id).then((rec) => {
-      if (rec === undefined) finish({ done: true, answer: { action: 'respond', response: JSON.parse(errorResponse(null, new GovError('task_not_found', { subject: id }), randomUUID())) as Record<string, unknown> } });
-      else if (TERMINAL_STATES.has(rec.state)) finish(answerFor(rec));
-    });
+    const timer = setTimeout(() => finish({ done: false }), timeoutMs);
+    const cancel = approvals.engine.whenSettled(id, (rec) => finish(rec !== undefined ? answerFor(rec)
+      : { done: true, answer: { action: 'respond', response: JSON.parse(errorResponse(null, new GovError('task_not_found', { subject: id }), randomUUID())) as Record<string, unknown> } }));
+    ex.onAbort = () => {
+      clearTimeout(timer);
+      cancel();
+    };
   };
 
   const events = (r: EventsReport): void => {
