@@ -106,12 +106,26 @@ export async function createApprovals(d: ApprovalsDeps): Promise<Approvals> {
   const channels = new Map<string, ApprovalChannel>([['console', consoleChannel]]);
   const slackReady = s.slackToken !== undefined;
   const replicaId = randomUUID();
-  let pending = 0;
-  const refreshPending = async (): Promise<void> => {
-    let n = 0;
-    for (const r of await store.list()) if (!TERMINAL_STATES.has(r.state) && r.mode === 'task') n++;
-    pending = n;
-    metrics.setTasksPending(pending);
+  // The gauge counts the shared store (all replicas' tasks). Counting reads every record, so a
+  // burst of transitions shares one count in flight plus one after it, not one each.
+  let counting: Promise<void> | undefined;
+  let recount = false;
+  const refreshPending = (): Promise<void> => {
+    if (counting !== undefined) {
+      recount = true;
+      return counting;
+    }
+    counting = (async () => {
+      do {
+        recount = false;
+        let n = 0;
+        for (const r of await store.list()) if (!TERMINAL_STATES.has(r.state) && r.mode === 'task') n++;
+        metrics.setTasksPending(n);
+      } while (recount);
+    })().finally(() => {
+      counting = undefined;
+    });
+    return counting;
   };
   let gateway: ApprovalGateway | undefined;
   let engineRef: ApprovalEngine | undefined;
