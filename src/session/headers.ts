@@ -14,14 +14,27 @@ const DROP_REQUEST_HEADERS = new Set([
 
 export function upstreamHeaders(client: HeaderMap): HeaderMap {
   const out: HeaderMap = {};
-  const connectionListed = client['connection'];
+  // Headers named in Connection are hop-by-hop too (parsed once per request, not per header).
+  const listed = connectionOptions(client['connection']);
   for (const name in client) {
-    if (DROP_REQUEST_HEADERS.has(name)) continue;
-    // Headers named in Connection are hop-by-hop too.
-    if (connectionListed !== undefined && connectionListed.toLowerCase().split(/\s*,\s*/).includes(name)) continue;
+    if (DROP_REQUEST_HEADERS.has(name) || (listed !== null && listed.includes(name))) continue;
     out[name] = client[name]!;
   }
   return out;
+}
+
+/**
+ * The header names a Connection value lists, lower-cased; null when it lists nothing that is not
+ * dropped anyway. `keep-alive` (what nearly every client sends) is answered without splitting.
+ */
+function connectionOptions(value: string | undefined): string[] | null {
+  if (value === undefined || value === 'keep-alive' || value === 'Keep-Alive') return null;
+  const names: string[] = [];
+  for (const part of value.toLowerCase().split(',')) {
+    const name = part.trim();
+    if (name !== '' && !DROP_REQUEST_HEADERS.has(name)) names.push(name);
+  }
+  return names.length === 0 ? null : names;
 }
 
 const META_VERSION = 'io.modelcontextprotocol/protocolVersion';

@@ -56,6 +56,14 @@ test('hop-by-hop headers, and those named in Connection, stay with this hop', ()
   assert.deepEqual(Object.keys(out).sort(), ['accept', 'authorization', 'last-event-id', 'mcp-session-id', 'mcp-whatever']);
 });
 
+test('Connection options are matched case-insensitively and without surrounding whitespace', () => {
+  const base = { 'x-a': '1', 'x-b': '2', accept: 'application/json' };
+  assert.deepEqual(Object.keys(upstreamHeaders({ ...base, connection: 'Keep-Alive ,\tX-A ,  x-b' })).sort(), ['accept']);
+  assert.deepEqual(Object.keys(upstreamHeaders({ ...base, connection: 'close' })).sort(), ['accept', 'x-a', 'x-b']);
+  assert.deepEqual(Object.keys(upstreamHeaders({ ...base, connection: 'keep-alive' })).sort(), ['accept', 'x-a', 'x-b']);
+  assert.deepEqual(Object.keys(upstreamHeaders({ ...base, connection: ',,x-b,' })).sort(), ['accept', 'x-a']);
+});
+
 test('Origin: localhost origins and configured ones pass, others do not', () => {
   const p = originPolicy(['https://app.example.com']);
   for (const o of ['http://localhost:3000', 'http://127.0.0.1', 'https://[::1]:8443', 'https://app.example.com', 'HTTPS://APP.EXAMPLE.COM']) assert.equal(p(o), true, o);
