@@ -99,12 +99,13 @@ async function setUpTargets(opts) {
 
   const fixture = await startFixtureProcess();
   log(`fixture at ${fixture.url}`);
-  // civic relays through the MCP SDK, which matches answers by JSON-RPC id within a session:
-  // equal ids in flight together lose answers there, so it gets a fresh id per request. The
-  // fixture and our proxy get the cheaper constant request (the generators' ceiling matters there).
+  // Every target gets a fresh JSON-RPC id per request: MCP forbids reusing a request id within
+  // a session, so that is the only valid workload (civic's SDK loses answers to equal ids in
+  // flight; a proxy that tracks requests by id could not be measured on anything else). It costs
+  // the generators per request (autocannon rebuilds each request), equally for every target.
   const starters = [
-    ['direct', async () => fixture, false],
-    ['proxy', async () => (proxyBuilt() ? startProxy(fixture.url) : null), false],
+    ['direct', async () => fixture, true],
+    ['proxy', async () => (proxyBuilt() ? startProxy(fixture.url) : null), true],
     ['civic', () => startCivic(fixture.url), true],
   ];
   for (const [name, start, uniqueIds] of starters) {
@@ -188,7 +189,8 @@ function report(opts, setup, results, verdicts) {
   }
   if (verdicts) {
     out.push('## Targets (bench/targets.json)', '', verdicts.length ? targetsTable(verdicts) : 'no target measured by the selected suites', '');
-    out.push('autocannon saturates itself first (DESIGN.md: its ratios read ~1.4× high); wrk ratios are the honest ones.', '');
+    out.push('Throughput targets are judged on autocannon (issue 5), which spends ~4× wrk\'s CPU per request and so saturates first: its ratios read higher. '
+      + 'wrk\'s ratios are shown as context. Every target is sent a fresh JSON-RPC id per request (MCP forbids reusing one in a session).', '');
   }
   return out.join('\n');
 }
@@ -219,7 +221,7 @@ async function main() {
   process.stdout.write(report(opts, setup, results, verdicts) + '\n');
 
   const suiteFailed = Object.values(results).some((r) => r.status === 'failed') || Object.keys(setup.failed).length > 0;
-  const missed = verdicts?.some((v) => !v.met) ?? false;
+  const missed = verdicts?.some((v) => !v.met && !v.context) ?? false;
   const file = writeResults({
     when: new Date().toISOString(),
     node: process.version,

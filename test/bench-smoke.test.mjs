@@ -133,3 +133,23 @@ test('bench smoke runs every suite end to end and writes latest.json', () => {
     for (const row of rows) assert.ok(isNum(row.value), `target ${key} (${row.suite}) has no measured value`);
   }
 });
+
+test('targets: throughput ratios are judged on autocannon; wrk rows are context that never fail a run', async () => {
+  const { evaluateTargets, targetsTable } = await import('../bench/lib/report.mjs');
+  const level = (direct, civic) => ({ levels: [{ connections: 50, ratios: { proxyVsDirect: direct, proxyVsCivic: civic } }] });
+  const rows = evaluateTargets({ toolsCallRatioVsDirect: 0.5, toolsCallRatioVsPeer: 3 }, {
+    toolscall: { status: 'ok', result: level(0.45, 30) },
+    wrk: { status: 'ok', result: level(0.3, 40) },
+  });
+  const row = (target, suite) => rows.find((r) => r.target === target && r.suite === suite);
+  assert.equal(row('toolsCallRatioVsDirect', 'toolscall').met, false);
+  assert.equal(row('toolsCallRatioVsDirect', 'toolscall').context, false);
+  assert.equal(row('toolsCallRatioVsDirect', 'wrk').context, true);
+  assert.equal(row('toolsCallRatioVsPeer', 'toolscall').met, true);
+  const table = targetsTable(rows);
+  assert.match(table, /\| toolscall \| ≥ 0.5 × \| 0.45 × \| MISSED \|/);
+  assert.match(table, /\| wrk \| ≥ 0.5 × \| 0.30 × \| context \(below\) \|/);
+  // What run.mjs exits on: a judged row that missed.
+  assert.equal(rows.some((v) => !v.met && !v.context), true);
+  assert.equal(rows.filter((v) => !v.context).length, 2);
+});

@@ -10,8 +10,8 @@ function run(opts) {
   });
 }
 
-// A fresh id per request makes autocannon rebuild every request, which halves its own ceiling:
-// only targets that need it (civic, far below that ceiling) pay for it.
+// A fresh id per request (what MCP requires within a session) makes autocannon rebuild every
+// request, which roughly halves its own ceiling; the runner gives every target the same workload.
 let nextId = 1000; // above the ids the session handshake used
 function freshIds(body) {
   const [pre, post] = idTemplate(body);

@@ -96,7 +96,7 @@ export default {
       const open = async (name, args) => {
         const s = await openSession(server.url, { tool: 'echo', args });
         if (s.sample.result?.content?.[0]?.text !== 'ok') throw new Error(`${name}: the Cedar proxy did not forward the call: ${JSON.stringify(s.sample).slice(0, 300)}`);
-        return { name, url: server.url, metricsUrl: server.metricsUrl, uniqueIds: false, ...s };
+        return { name, url: server.url, metricsUrl: server.metricsUrl, uniqueIds: true, ...s }; // valid MCP: a fresh id per request (the cache keys on the call, not the id)
       };
       const cached = await open('cedar_cached', CACHED_ARGS);
       const cold = { ...(await open('cedar_cold', COLD_ARGS)), varyMark: VARY_MARK };

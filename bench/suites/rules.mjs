@@ -30,7 +30,7 @@ export default {
     try {
       const s = await openSession(server.url, { tool: opts.tool, args: opts.args });
       if (s.sample.result?.content?.[0]?.text !== 'ok') return { error: `rules proxy did not forward the call: ${JSON.stringify(s.sample).slice(0, 300)}` };
-      const ruled = { name: 'proxy_rules', url: server.url, uniqueIds: false, ...s };
+      const ruled = { name: 'proxy_rules', url: server.url, uniqueIds: true, ...s }; // as the plain proxy it is set against
       await warmUp(ruled, { connections: 10, requests: opts.smoke ? 500 : 3000 });
       const pair = [plain, ruled];
       log(`rules: ${CONNECTIONS} connections (${generatorName()})`);
