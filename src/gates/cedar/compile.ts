@@ -106,6 +106,16 @@ export interface Plan {
   toolSet: number[];
   /** copy indices in the prepared set for every other method */
   methodSet: number[];
+  /**
+   * per copy: the Cedar text of its tool-name guard (`permit(…) when { <guard> };`), '' when it
+   * has none. A guard is a test on `resource.name` / `resource.tool_name` that Cedar evaluates
+   * before anything else in the copy's conditions and that cannot fail: when it is false for a
+   * tool, the copy is unsatisfied for every call of that tool and raises no error, so leaving
+   * it out of that tool's prepared set changes no decision (see toolGuard).
+   */
+  guards: string[];
+  /** per copy: the resource attributes its conditions can read */
+  copyResource: string[][];
   needs: Needs;
   warnings: string[];
 }
@@ -338,6 +348,61 @@ function substAction(e: unknown, uid: { type: string; id: string }): unknown {
 }
 
 // ---------------------------------------------------------------------------------------------
+// tool-name guards
+
+const TOOL_NAME_ATTRS = new Set(['name', 'tool_name']);
+
+/** `resource.name` or `resource.tool_name` (both hold the tool's name on a tools/call request) */
+function readsToolName(e: unknown): boolean {
+  const dot = (e as Node | null)?.['.'] as { left?: Node; attr?: string } | undefined;
+  return dot !== undefined && TOOL_NAME_ATTRS.has(dot.attr ?? '') && dot.left?.['Var'] === 'resource';
+}
+
+const isStringValue = (e: unknown): boolean => typeof (e as Node | null)?.['Value'] === 'string';
+
+/**
+ * A condition G such that, for a tools/call request whose tool name makes G false, `e` is false
+ * and raises no error. Leaves are `like` and `==` on the tool name (never an error: the request
+ * always carries it as a string); `A && B` has A's (Cedar short-circuits left to right);
+ * `A || B` has G(A) || G(B) when both have one. Anything else has none (undefined).
+ */
+function toolGuard(e: unknown): unknown {
+  if (e === null || typeof e !== 'object') return undefined;
+  const n = e as Node;
+  const like = n['like'] as { left: unknown } | undefined;
+  if (like !== undefined) return readsToolName(like.left) ? e : undefined;
+  const eq = n['=='] as { left: unknown; right: unknown } | undefined;
+  if (eq !== undefined) {
+    return (readsToolName(eq.left) && isStringValue(eq.right)) || (readsToolName(eq.right) && isStringValue(eq.left)) ? e : undefined;
+  }
+  const and = n['&&'] as { left: unknown } | undefined;
+  if (and !== undefined) return toolGuard(and.left);
+  const or = n['||'] as { left: unknown; right: unknown } | undefined;
+  if (or !== undefined) {
+    const left = toolGuard(or.left);
+    const right = left === undefined ? undefined : toolGuard(or.right);
+    return right === undefined ? undefined : { '||': { left, right } };
+  }
+  return undefined;
+}
+
+/**
+ * The guard of a copy's conditions, as a policy text; '' when it has none. Cedar evaluates the
+ * scope, then the `when`/`unless` clauses in order: only a first `when` clause can guard.
+ */
+function guardText(conditions: PolicyJson['conditions']): string {
+  const first = conditions[0];
+  if (first === undefined || first.kind !== 'when') return '';
+  const guard = toolGuard(first.body);
+  if (guard === undefined) return '';
+  const t = cedar.policyToText({
+    effect: 'permit', principal: { op: 'All' }, action: { op: 'All' }, resource: { op: 'All' },
+    conditions: [{ kind: 'when', body: guard }],
+  } as PolicyJson);
+  return t.type === 'success' ? t.text : '';
+}
+
+// ---------------------------------------------------------------------------------------------
 // scopes
 
 type Uid = { type: string; id: string };
@@ -498,10 +563,19 @@ export function compile(sources: readonly SourceText[], schemaSrc?: SourceText):
   };
   const copies: PlanCopy[] = [];
   const texts: string[] = [];
+  const guards: string[] = [];
+  const copyResource: string[][] = [];
   raws.forEach((r, i) => {
     const j = r.json;
     const own: Scan = { ...scan, actionVar: false };
     for (const c of j.conditions) walk(c.body, own);
+    // This policy's own resource reads (the shared scan above accumulates every policy's).
+    const mine: Scan = {
+      resource: new Set(), principal: new Set(), principalVar: false, context: new Set(), contextBare: false,
+      time: new Set(), timeBare: false, other: new Set(), actionVar: false,
+    };
+    for (const c of j.conditions) walk(c.body, mine);
+    const reads = setOf([...mine.resource, ...mine.other], RESOURCE_ATTRS);
     scan.principalVar ||= own.principalVar;
     scan.contextBare ||= own.contextBare;
     scan.timeBare ||= own.timeBare;
@@ -521,6 +595,8 @@ export function compile(sources: readonly SourceText[], schemaSrc?: SourceText):
       }
       copies.push({ policy: i, forbid: j.effect === 'forbid', actions });
       texts.push(t.text);
+      guards.push(guardText(conditions));
+      copyResource.push(reads);
     };
     if (!own.actionVar) emit(bits, j.conditions);
     else {
@@ -562,6 +638,8 @@ export function compile(sources: readonly SourceText[], schemaSrc?: SourceText):
     texts,
     toolSet,
     methodSet,
+    guards,
+    copyResource,
     needs,
     warnings,
   };

@@ -13,23 +13,109 @@ export interface Prepared {
   plan: Plan;
   toolSetId: string | undefined;
   methodSetId: string | undefined;
+  /** per-tool subsets of the tool set; null when no copy has a guard (or subsets are off) */
+  tools: ToolSubsets | null;
 }
 
 const EVAL_ACTION = { type: 'ThoughtGate::Action', id: 'evaluate' };
 const DEFAULT_DENY = 'No policy permits this action (default-deny)';
 
-/** Preparse the plan's two sets in this thread (thread-local in cedar-wasm, keyed by version). */
-export function prepare(plan: Plan): Prepared {
-  const one = (name: string, idx: number[]): string | undefined => {
-    if (idx.length === 0) return undefined;
-    const id = `thoughtgate:${plan.version}:${name}`;
-    const staticPolicies: Record<string, string> = {};
-    for (const i of idx) staticPolicies[`c${i}`] = plan.texts[i]!;
-    const r = cedar.preparsePolicySet(id, { staticPolicies });
-    if (r.type === 'failure') throw new CedarLoadError(r.errors.map((e) => `internal: prepared set ${name}: ${e.message}`));
-    return id;
-  };
-  return { plan, toolSetId: one('tool', plan.toolSet), methodSetId: one('method', plan.methodSet) };
+/** Preparse one set of the plan's copies in this thread (thread-local in cedar-wasm). */
+function preparse(plan: Plan, name: string, idx: readonly number[], texts: readonly string[] = plan.texts, prefix = 'c'): string {
+  const id = `thoughtgate:${plan.version}:${name}`;
+  const staticPolicies: Record<string, string> = {};
+  for (const i of idx) staticPolicies[`${prefix}${i}`] = texts[i]!;
+  const r = cedar.preparsePolicySet(id, { staticPolicies });
+  if (r.type === 'failure') throw new CedarLoadError(r.errors.map((e) => `internal: prepared set ${name}: ${e.message}`));
+  return id;
+}
+
+/**
+ * Preparse the plan's sets in this thread (thread-local in cedar-wasm, keyed by version).
+ * `toolSubsets: false` evaluates every tools/call against the whole tool set (tests compare).
+ */
+export function prepare(plan: Plan, { toolSubsets = true }: { toolSubsets?: boolean } = {}): Prepared {
+  const toolSetId = plan.toolSet.length === 0 ? undefined : preparse(plan, 'tool', plan.toolSet);
+  const methodSetId = plan.methodSet.length === 0 ? undefined : preparse(plan, 'method', plan.methodSet);
+  const guarded = plan.toolSet.filter((i) => plan.guards[i] !== '');
+  const tools = toolSubsets && guarded.length > 0 && toolSetId !== undefined
+    ? new ToolSubsets(plan, toolSetId, preparse(plan, 'guards', guarded, plan.guards, 'g'))
+    : null;
+  return { plan, toolSetId, methodSetId, tools };
+}
+
+/** What a tools/call of one tool is evaluated against: its copies, and the resource attributes they read. */
+interface ToolSubset {
+  /** undefined: no copy can apply (default deny without asking Cedar) */
+  setId: string | undefined;
+  resource: readonly string[];
+}
+
+/** distinct tool names remembered (then forgotten all at once: recomputing one costs one guard call) */
+const MAX_TOOLS = 10_000;
+/** distinct subsets prepared per engine and thread; past this, new ones use the whole tool set */
+const MAX_SUBSETS = 256;
+/** subset set ids are unique in the thread: two engines of one plan version must not share them */
+let subsetSeq = 0;
+
+/**
+ * Cedar's cost grows with every policy in the set it is given (~2–4 µs each here, evaluated or
+ * not) and with every attribute of the entities (~7 µs each), so a tools/call is evaluated only
+ * against the copies whose tool-name guard (compile.ts) admits its tool, and carries only the
+ * resource attributes those read. Which guards admit a tool is asked of Cedar itself (one call
+ * on the set of guards, once per tool name), so glob semantics are Cedar's own.
+ */
+class ToolSubsets {
+  private readonly byTool = new Map<string, ToolSubset>();
+  private readonly byMembers = new Map<string, ToolSubset>();
+  private readonly whole: ToolSubset;
+
+  constructor(
+    private readonly plan: Plan,
+    toolSetId: string,
+    private readonly guardSetId: string,
+  ) {
+    this.whole = { setId: toolSetId, resource: plan.needs.resource };
+  }
+
+  lookup(tool: string): ToolSubset {
+    let subset = this.byTool.get(tool);
+    if (subset === undefined) {
+      subset = this.compute(tool);
+      if (this.byTool.size >= MAX_TOOLS) this.byTool.clear();
+      this.byTool.set(tool, subset);
+    }
+    return subset;
+  }
+
+  private compute(tool: string): ToolSubset {
+    const plan = this.plan;
+    const resource = { type: 'ThoughtGate::ToolCall', id: tool };
+    const answer = cedar.statefulIsAuthorized({
+      principal: { type: 'ThoughtGate::App', id: 'guard' },
+      action: EVAL_ACTION,
+      resource,
+      context: {},
+      preparsedPolicySetId: this.guardSetId,
+      entities: [{ uid: resource, attrs: { name: tool, tool_name: tool }, parents: [] }] as never,
+    });
+    // A guard cannot fail; if one did anyway, evaluate against everything (never fewer policies).
+    if (answer.type === 'failure' || answer.response.diagnostics.errors.length > 0) return this.whole;
+    const admitted = new Set(answer.response.diagnostics.reason);
+    const members = plan.toolSet.filter((i) => plan.guards[i] === '' || admitted.has(`g${i}`));
+    if (members.length === plan.toolSet.length) return this.whole;
+    const key = members.join(',');
+    let subset = this.byMembers.get(key);
+    if (subset !== undefined) return subset;
+    if (this.byMembers.size >= MAX_SUBSETS) return this.whole;
+    const reads = new Set(members.flatMap((i) => plan.copyResource[i]!));
+    subset = {
+      setId: members.length === 0 ? undefined : preparse(plan, `tool:${++subsetSeq}`, members),
+      resource: plan.needs.resource.filter((a) => reads.has(a)),
+    };
+    this.byMembers.set(key, subset);
+    return subset;
+  }
 }
 
 function deny(reason: string, policyIds: string[] = [], errors: string[] = []): CedarVerdict {
@@ -51,15 +137,21 @@ export function evaluate(p: Prepared, input: WireInput): CedarVerdict {
   const { plan } = p;
   const needs = plan.needs;
   const isTool = input.method === 'tools/call';
-  const setId = isTool ? p.toolSetId : p.methodSetId;
+  let setId = isTool ? p.toolSetId : p.methodSetId;
+  let resourceReads: readonly string[] = needs.resource;
+  if (isTool && p.tools !== null) {
+    const subset = p.tools.lookup(input.resource ?? '');
+    setId = subset.setId;
+    resourceReads = subset.resource;
+  }
   if (setId === undefined) return deny(DEFAULT_DENY);
 
   const entities: { uid: { type: string; id: string }; attrs: Record<string, CedarJson>; parents: { type: string; id: string }[] }[] = [];
   const resource = resourceUid(input);
-  if (needs.resource.length > 0) {
+  if (resourceReads.length > 0) {
     const attrs: Record<string, CedarJson> = {};
     const named = input.resource ?? '';
-    for (const a of needs.resource) {
+    for (const a of resourceReads) {
       switch (a) {
         case 'name':
         case 'tool_name':
