@@ -10,6 +10,8 @@ export interface CedarSettings {
   workers: number;
   /** bounded queue; when full a call gets -32009 */
   queue: number;
+  /** µs a worker spins for the next task before parking (default 50; 0 parks at once) */
+  spinMicros?: number;
 }
 
 export async function loadFullSnapshot(path: string, cedar: CedarSettings, ctx: ConfigContext = {}): Promise<Snapshot> {
@@ -23,6 +25,7 @@ export async function loadFullSnapshot(path: string, cedar: CedarSettings, ctx: 
     ...(c.schema !== undefined ? { schemaFile: c.schema } : {}),
     poolSize: cedar.workers,
     maxQueue: cedar.queue,
+    ...(cedar.spinMicros !== undefined ? { spinMicros: cedar.spinMicros } : {}),
   });
   return Object.freeze({ ...base, cedar: engine });
 }

@@ -78,7 +78,7 @@ export async function startSidecar(s: Settings): Promise<Sidecar> {
   const admin = await startAdminServer({ port: s.adminPort, host: s.adminBind, metrics, readiness: () => ready, version: VERSION, lifecycle: () => (stopped ? 'stopped' : 'ready'), routes: adminRoutes });
 
   const configPath = resolve(s.configPath);
-  const cedarSettings = { workers: s.cedarWorkers, queue: s.cedarQueue };
+  const cedarSettings = { workers: s.cedarWorkers, queue: s.cedarQueue, spinMicros: s.cedarSpinMicros };
   const identity = resolveIdentity(process.env);
   logger.info({ principal: identity.principal.id, namespace: identity.principal.namespace, from: identity.source }, 'caller identity');
   let snapshot: Snapshot;

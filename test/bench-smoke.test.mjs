@@ -112,6 +112,7 @@ test('bench smoke runs every suite end to end and writes latest.json', () => {
     for (const [what, v] of Object.entries(set.ratios)) assert.ok(isNum(v), `cedar ${n}: ratio ${what}`);
   }
   assert.ok(suites.cedar.result.ping.p50Us > 0, 'cedar: piscina round trip');
+  assert.ok(suites.cedar.result.pingParked.p50Us > 0, 'cedar: piscina round trip, worker parking at once');
   // Cedar through the proxy: cached and cold against the plain proxy, no JSON-RPC errors.
   const cp = suites['cedar-proxy'].result;
   for (const t of ['proxy', 'cedar_cached', 'cedar_cold']) {

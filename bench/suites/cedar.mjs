@@ -176,23 +176,27 @@ export default {
       }
     }
 
-    // The pool's own cost: a piscina round trip to the gate's worker, no evaluation.
+    // The pool's own cost: a piscina round trip to the gate's worker, no evaluation; with the
+    // gate's spin window (spin-wait.ts) and without it (the worker parks at once), interleaved.
     const { Piscina } = await import('piscina');
     const { compile } = await import(distUrl('compile.js'));
-    const ping = new Piscina({
+    const { DEFAULT_SPIN_MICROS } = await import(distUrl('engine.js'));
+    const plan = compile([{ file: 'bench.cedar', text: policySet(1) }]);
+    const pinger = (spinMicros) => new Piscina({
       filename: distUrl('worker.js'), minThreads: 1, maxThreads: 1, concurrentTasksPerWorker: 1, idleTimeout: 2 ** 31 - 1,
-      workerData: { plan: compile([{ file: 'bench.cedar', text: policySet(1) }]) },
+      workerData: { plan, spinMicros },
     });
-    let pingResult;
+    const pings = { spin: pinger(DEFAULT_SPIN_MICROS), park: pinger(0) };
+    const pingRuns = { spin: [], park: [] };
     try {
-      await timeAsync(() => ping.run(null), warmMs, 1e6);
-      const pingRuns = [];
-      for (let rep = 0; rep < opts.reps; rep++) pingRuns.push(await timeAsync(() => ping.run(null), phaseMs, 1e6));
-      pingResult = medians(pingRuns);
+      for (const p of Object.values(pings)) await timeAsync(() => p.run(null), warmMs, 1e6);
+      for (let rep = 0; rep < opts.reps; rep++) {
+        for (const [k, p] of Object.entries(pings)) pingRuns[k].push(await timeAsync(() => p.run(null), phaseMs, 1e6));
+      }
     } finally {
-      await ping.destroy();
+      await Promise.all(Object.values(pings).map((p) => p.destroy()));
     }
-    const out = { phaseMs, reps: opts.reps, inFlight: IN_FLIGHT, fullEntries, sets, ping: pingResult };
+    const out = { phaseMs, reps: opts.reps, inFlight: IN_FLIGHT, fullEntries, sets, spinMicros: DEFAULT_SPIN_MICROS, ping: medians(pingRuns.spin), pingParked: medians(pingRuns.park) };
     if (evalErrors) out.error = `${evalErrors} decisions had evaluation errors, e.g. ${firstError}`;
     return out;
   },
@@ -208,6 +212,7 @@ export default {
       }
     }
     out['piscina round trip p50 µs'] = r.ping.p50Us;
+    out['piscina round trip, worker parks at once, p50 µs'] = r.pingParked.p50Us;
     return out;
   },
   table(r) {
@@ -224,8 +229,9 @@ export default {
         rows.push([label, `pool ${size} worker${size > 1 ? 's' : ''}, cold, ${r.inFlight} in flight`, '', '', fmt(t.meanUs, 1), fmt(t.perSec), '', fmt(s.ratios[`tput${size}VsInline`], 2)]);
       }
     }
-    const p = r.ping;
-    rows.push(['–', 'piscina round trip, no evaluation (1 worker)', fmt(p.p50Us, 1), fmt(p.p99Us, 1), fmt(p.meanUs, 1), fmt(p.perSec), '', '']);
+    for (const [p, what] of [[r.ping, `worker spins ${r.spinMicros} µs before parking (the gate's setting)`], [r.pingParked, 'worker parks at once']]) {
+      rows.push(['–', `piscina round trip, no evaluation (1 worker), ${what}`, fmt(p.p50Us, 1), fmt(p.p99Us, 1), fmt(p.meanUs, 1), fmt(p.perSec), '', '']);
+    }
     return `${fmt(r.phaseMs)} ms per phase, median of ${r.reps} round(s); mean µs = wall time ÷ decisions (with ${r.inFlight} in flight: ÷ all of them)\n\n` +
       mdTable(['policies', 'path', 'p50 µs', 'p99 µs', 'mean µs', 'decisions/s', 'p50 ÷ inline p50', 'decisions/s ÷ inline'], rows);
   },

@@ -27,6 +27,7 @@ export interface Settings {
   /** Cedar worker threads (0 = evaluate on the main thread) and their bounded queue */
   cedarWorkers: number;
   cedarQueue: number;
+  cedarSpinMicros: number;
   /** Bearer token the decision API requires; undefined = open */
   apiToken: string | undefined;
   limits: Limits;
@@ -117,6 +118,7 @@ export const ENV_HELP: ReadonlyArray<readonly [string, string]> = [
   ['THOUGHTGATE_POD_LABELS_FILE', 'downward-API pod labels file the identity is read from (default /etc/podinfo/labels)'],
   ['THOUGHTGATE_CEDAR_WORKERS', 'Cedar worker threads; 0 evaluates on the main thread (default 1)'],
   ['THOUGHTGATE_CEDAR_QUEUE', 'Cedar evaluations waiting for a worker; more get -32009 (default 256)'],
+  ['THOUGHTGATE_CEDAR_SPIN_US', 'µs a Cedar worker spins for the next task before it sleeps (default 50; 0 sleeps at once)'],
   ['THOUGHTGATE_API_TOKEN', 'Bearer token required by the decision API (/api/v1/governance/*); unset = open'],
   ['THOUGHTGATE_LOG_LEVEL', 'log level: debug, info (default), warn, error'],
   ['THOUGHTGATE_LOG_FILE', 'write the log to this file instead of stderr (wrap defaults it to ~/.local/state/thoughtgate/wrap.log)'],
@@ -196,6 +198,7 @@ export function resolveSettings(flags: Flags, env: Env = process.env): Settings 
     auditPath: env['THOUGHTGATE_AUDIT_PATH'] ?? './thoughtgate-audit.ndjson',
     cedarWorkers: int(env, 'THOUGHTGATE_CEDAR_WORKERS', 1, 0, 64),
     cedarQueue: int(env, 'THOUGHTGATE_CEDAR_QUEUE', 256, 1, 1_000_000),
+    cedarSpinMicros: int(env, 'THOUGHTGATE_CEDAR_SPIN_US', 50, 0, 1000),
     apiToken: env['THOUGHTGATE_API_TOKEN'] || undefined,
     limits,
     approvals: {

@@ -76,7 +76,7 @@ const NO_UPSTREAM: Upstream = {
 export async function startGovernanceService(o: GovernanceOptions): Promise<GovernanceService> {
   const s = o.settings;
   const configPath = resolve(o.configPath);
-  const cedar = { workers: s.cedarWorkers, queue: s.cedarQueue };
+  const cedar = { workers: s.cedarWorkers, queue: s.cedarQueue, spinMicros: s.cedarSpinMicros };
   // A config that does not load refuses to start: wrapping without governance would forward everything.
   const ctx = { wrapServers: o.serverIds };
   let snapshot = withServers(await loadFullSnapshot(configPath, cedar, ctx), o.serverIds);

@@ -33,6 +33,8 @@ export interface CedarEngineOptions {
   maxQueue: number;
   /** LRU entries; default 10,000; 0 disables the cache */
   cacheSize?: number;
+  /** how long a worker spins for the next task before it parks (spin-wait.ts); default 50, 0 = park at once */
+  spinMicros?: number;
 }
 
 export interface CedarTextOptions {
@@ -43,9 +45,11 @@ export interface CedarTextOptions {
   /** default 1024 */
   maxQueue?: number;
   cacheSize?: number;
+  spinMicros?: number;
 }
 
 export const DEFAULT_CACHE_SIZE = 10_000;
+export const DEFAULT_SPIN_MICROS = 50;
 
 const WORKER = new URL('./worker.js', import.meta.url);
 
@@ -83,7 +87,7 @@ export class CedarEngine {
   private readonly needDay: boolean;
   private closed = false;
 
-  private constructor(plan: Plan, opts: { poolSize: number; maxQueue: number; cacheSize?: number }) {
+  private constructor(plan: Plan, opts: { poolSize: number; maxQueue: number; cacheSize?: number; spinMicros?: number }) {
     this.plan = plan;
     this.prepared = prepare(plan); // the main thread's own copy, for decideInline and cache-less callers
     this.policyCount = plan.policies.length;
@@ -108,7 +112,7 @@ export class CedarEngine {
         maxQueue: Math.max(1, opts.maxQueue - opts.poolSize * perWorker),
         concurrentTasksPerWorker: perWorker,
         idleTimeout: 2 ** 31 - 1,
-        workerData: { plan },
+        workerData: { plan, spinMicros: opts.spinMicros ?? DEFAULT_SPIN_MICROS },
       })
       : undefined;
   }
@@ -136,8 +140,9 @@ export class CedarEngine {
   static fromText(policies: string | readonly SourceText[], opts: CedarTextOptions = {}): CedarEngine {
     const sources = typeof policies === 'string' ? [{ file: 'policies.cedar', text: policies }] : policies;
     const schema = opts.schema === undefined ? undefined : typeof opts.schema === 'string' ? { file: 'schema.cedarschema', text: opts.schema } : opts.schema;
-    const o: { poolSize: number; maxQueue: number; cacheSize?: number } = { poolSize: opts.poolSize ?? 0, maxQueue: opts.maxQueue ?? 1024 };
+    const o: { poolSize: number; maxQueue: number; cacheSize?: number; spinMicros?: number } = { poolSize: opts.poolSize ?? 0, maxQueue: opts.maxQueue ?? 1024 };
     if (opts.cacheSize !== undefined) o.cacheSize = opts.cacheSize;
+    if (opts.spinMicros !== undefined) o.spinMicros = opts.spinMicros;
     return new CedarEngine(compile(sources, schema), o);
   }
 
@@ -146,6 +151,11 @@ export class CedarEngine {
     const pool = this.pool;
     if (pool === undefined) return;
     await Promise.all(Array.from({ length: pool.options.maxThreads }, () => pool.run(null)));
+  }
+
+  /** How one worker's waits between tasks ended: caught the next task while spinning, or parked. */
+  async spinStats(): Promise<{ spun: number; parked: number } | undefined> {
+    return this.pool === undefined ? undefined : ((await this.pool.run('spin-stats')) as { spun: number; parked: number });
   }
 
   /** Entries in the decision cache. */

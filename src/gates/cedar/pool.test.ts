@@ -23,6 +23,30 @@ after(async () => {
 const strip = (d: CedarDecision) => ({ outcome: d.outcome, policyIds: [...d.policyIds], reason: d.reason, errors: [...d.errors] });
 
 describe('piscina pool', () => {
+  it('a worker spins for the next task before it parks (spin-wait.ts is on piscina\'s wait path)', async () => {
+    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    const text1 = 'permit(principal, action == Action::"Forward", resource) when { resource.tool_name like "get_*" };';
+    // A window far longer than the gap between back-to-back calls: the waits end spinning.
+    const spinning = track(CedarEngine.fromText(text1, { poolSize: 1, cacheSize: 0, spinMicros: 500_000 }));
+    await spinning.warm();
+    for (let i = 0; i < 20; i++) assert.equal((await spinning.decide(call(`get_${i}`))).outcome, 'forward');
+    const a = (await spinning.spinStats())!;
+    assert.ok(a.spun >= 15, JSON.stringify(a));
+    // A window far shorter than the gaps: every wait parks, and decisions are the same.
+    const parking = track(CedarEngine.fromText(text1, { poolSize: 1, cacheSize: 0, spinMicros: 10 }));
+    await parking.warm();
+    for (let i = 0; i < 5; i++) {
+      await sleep(5);
+      assert.equal((await parking.decide(call(`get_${i}`))).outcome, 'forward');
+    }
+    const b = (await parking.spinStats())!;
+    assert.ok(b.parked >= 5, JSON.stringify(b));
+    // 0 leaves piscina's own wait alone.
+    const off = track(CedarEngine.fromText(text1, { poolSize: 1, cacheSize: 0, spinMicros: 0 }));
+    assert.equal((await off.decide(call('get_x'))).outcome, 'forward');
+    assert.deepEqual(await off.spinStats(), { spun: 0, parked: 0 });
+  });
+
   it('create() with a pool: decisions come back as promises from workers, hits stay synchronous', async () => {
     const e = track(await CedarEngine.create({ policyFiles: [fixture('readme-example.cedar')], poolSize: 2, maxQueue: 64 }));
     const p = e.decide(call('delete_user'));
