@@ -72,6 +72,19 @@ test('writes, creates missing directories, flushes and closes', async () => {
   await w.close(); // idempotent
 });
 
+test('multi-byte names reach the file intact and flush still settles (bytes vs characters)', async () => {
+  const path = join(dir(), 'utf8.ndjson');
+  const w = createAuditWriter({ path });
+  const names = ['é', 'emoji 😀', 'ls\u2028', '日本語ツール'];
+  for (let i = 0; i < 2000; i++) assert.equal(w.write(rec(i, { tool: names[i % names.length] })), true);
+  await w.opened;
+  await w.flush(); // would hang if the byte re-basing were off
+  const got = lines(path);
+  assert.equal(got.length, 2000);
+  for (let i = 0; i < 2000; i++) assert.equal(got[i]!.tool, names[i % names.length]);
+  await w.close();
+});
+
 test('appends to an existing file', async () => {
   const path = join(dir(), 'a.ndjson');
   writeFileSync(path, '{"old":true}\n');

@@ -127,7 +127,9 @@ export function createAuditWriter(opts: AuditOptions = {}): AuditWriter {
   const onError =
     opts.onError ?? ((err: Error) => process.stderr.write(`thoughtgate: audit trail ${path}: ${err.message}\n`));
 
-  const stream = pino.destination({ dest: toStdout ? 1 : path, sync: false, mkdir: !toStdout, minLength: 0 });
+  // Buffer mode: each batch is encoded once here; in its utf8 mode sonic-boom measures every
+  // string's byte length twice more and fs.write encodes it again (profiled at ~3% under load).
+  const stream = pino.destination({ dest: toStdout ? 1 : path, sync: false, mkdir: !toStdout, minLength: 0, contentMode: 'buffer' } as Parameters<typeof pino.destination>[0]);
   let pending = 0; // bytes accepted but not yet written
   let dropped = 0;
   let failed: Error | undefined;
@@ -153,9 +155,10 @@ export function createAuditWriter(opts: AuditOptions = {}): AuditWriter {
     if (batch.length === 0 || closed) return;
     const text = batch;
     batch = '';
+    const bytes = Buffer.from(text, 'utf8');
     // pending counted characters; the stream reports bytes: re-base on what is handed over
-    pending += Buffer.byteLength(text) - text.length;
-    stream.write(text);
+    pending += bytes.length - text.length;
+    (stream as unknown as { write(b: Buffer): boolean }).write(bytes);
   };
   stream.on('write', (n: number) => {
     pending -= n;
