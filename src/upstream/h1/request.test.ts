@@ -63,6 +63,21 @@ describe('RequestWriter', () => {
       assert.throws(() => build({ headers: { [name]: value } }), RequestHeaderError);
     }
   });
+  it('remembers names, not verdicts on values: repeats are skipped, refused or forwarded as the first time', () => {
+    for (let round = 0; round < 3; round++) {
+      assert.throws(() => build({ headers: { 'bad name': 'v' } }), RequestHeaderError);
+      assert.throws(() => build({ headers: { 'x-ok': 'a\r\nb' } }), RequestHeaderError);
+      const head = build({ headers: { Host: 'evil', 'x-ok': `v${round}` } }).head.toString();
+      assert.match(head, new RegExp(`\r\nx-ok: v${round}\r\n`));
+      assert.doesNotMatch(head, /evil/);
+    }
+    // past the remembered names, each is still checked and forwarded
+    const many: Record<string, string> = {};
+    for (let i = 0; i < 600; i++) many[`x-h${i}`] = String(i);
+    const head = build({ headers: { ...many, 'Content-Length': '99' } }).head.toString();
+    assert.match(head, /\r\nx-h599: 599\r\n/);
+    assert.doesNotMatch(head, /content-length: 99/i);
+  });
   it('rejects a method that is not a token, and a path with spaces or controls', () => {
     assert.throws(() => build({ method: 'PO ST' as 'POST' }), RequestHeaderError);
     assert.throws(() => new RequestWriter('/a b', 'h'), RequestHeaderError);

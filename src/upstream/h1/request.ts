@@ -28,9 +28,14 @@ export interface SerialisedRequest {
   body: Buffer | null;
 }
 
+/** header names whose verdict is remembered (a client cannot grow it past this) */
+const MAX_KNOWN_NAMES = 256;
+
 export class RequestWriter {
   /** `METHOD path HTTP/1.1\r\nhost: h\r\nconnection: keep-alive\r\n` for each method */
   private readonly prefix: Record<string, string> = {};
+  /** valid header names seen before → whether they are forwarded (not one of OWN_HEADERS) */
+  private readonly knownNames = new Map<string, boolean>();
   private readonly path: string;
   private readonly host: string;
 
@@ -57,9 +62,15 @@ export class RequestWriter {
     for (const name in headers) {
       const value = headers[name];
       if (value === undefined) continue;
-      if (!TOKEN_RE.test(name)) throw new RequestHeaderError(`invalid header name ${JSON.stringify(name)}`);
+      // The same few names come with every request: check each once (its regex and case fold).
+      let forward = this.knownNames.get(name);
+      if (forward === undefined) {
+        if (!TOKEN_RE.test(name)) throw new RequestHeaderError(`invalid header name ${JSON.stringify(name)}`);
+        forward = !OWN_HEADERS.has(name.toLowerCase());
+        if (this.knownNames.size < MAX_KNOWN_NAMES) this.knownNames.set(name, forward);
+      }
       if (typeof value !== 'string' || BAD_VALUE_RE.test(value)) throw new RequestHeaderError(`invalid value for header '${name}'`);
-      if (OWN_HEADERS.has(name.toLowerCase())) continue;
+      if (!forward) continue;
       head += name + ': ' + value + '\r\n';
     }
     const body = req.body;
