@@ -154,3 +154,13 @@ test('targets: throughput ratios are judged on autocannon; wrk rows are context 
   assert.equal(rows.some((v) => !v.met && !v.context), true);
   assert.equal(rows.filter((v) => !v.context).length, 2);
 });
+
+test('bench/cpu.mjs prints req/s and CPU per request for direct, thoughtgate and the floor proxy', () => {
+  const r = spawnSync(process.execPath, [join(ROOT, 'bench', 'cpu.mjs'), '--seconds', '1', '--reps', '1', '--floor'], { encoding: 'utf8', timeout: 120_000 });
+  assert.equal(r.status, 0, r.stderr);
+  const rows = r.stdout.split('\n').filter((l) => /^\| 1 \|/.test(l));
+  assert.deepEqual(rows.map((l) => l.split('|')[2].trim()), ['direct', 'thoughtgate', 'floor']);
+  for (const row of rows) assert.match(row.split('|')[3], /\d/, row);
+  // the proxies' own CPU is measured (a percentage and user / sys µs per request)
+  for (const row of rows.slice(1)) assert.match(row.split('|')[5], /\d+% \(\d+\.\d \/ \d+\.\d\)/, row);
+});
