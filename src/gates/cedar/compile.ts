@@ -27,6 +27,7 @@ import { createHash } from 'node:crypto';
 import { basename } from 'node:path';
 import { cedar, type DetailedError, type PolicyJson } from './wasm.js';
 import { CedarLoadError } from './types.js';
+import { collectTests, testPolicy } from './tool-name.js';
 
 export const ACT_FORWARD = 1;
 export const ACT_APPROVE = 2;
@@ -106,16 +107,12 @@ export interface Plan {
   toolSet: number[];
   /** copy indices in the prepared set for every other method */
   methodSet: number[];
-  /**
-   * per copy: the Cedar text of its tool-name guard (`permit(…) when { <guard> };`), '' when it
-   * has none. A guard is a test on `resource.name` / `resource.tool_name` that Cedar evaluates
-   * before anything else in the copy's conditions and that cannot fail: when it is false for a
-   * tool, the copy is unsatisfied for every call of that tool and raises no error, so leaving
-   * it out of that tool's prepared set changes no decision (see toolGuard).
-   */
-  guards: string[];
-  /** per copy: the resource attributes its conditions can read */
-  copyResource: string[][];
+  /** per copy: the policy it was emitted as (evaluate.ts specialises its conditions per tool) */
+  copyJson: PolicyJson[];
+  /** the distinct tool-name tests in the tool set's copies (tool-name.ts): their keys, and a
+   *  policy text per test asking whether it holds */
+  testKeys: string[];
+  testTexts: string[];
   needs: Needs;
   warnings: string[];
 }
@@ -348,61 +345,6 @@ function substAction(e: unknown, uid: { type: string; id: string }): unknown {
 }
 
 // ---------------------------------------------------------------------------------------------
-// tool-name guards
-
-const TOOL_NAME_ATTRS = new Set(['name', 'tool_name']);
-
-/** `resource.name` or `resource.tool_name` (both hold the tool's name on a tools/call request) */
-function readsToolName(e: unknown): boolean {
-  const dot = (e as Node | null)?.['.'] as { left?: Node; attr?: string } | undefined;
-  return dot !== undefined && TOOL_NAME_ATTRS.has(dot.attr ?? '') && dot.left?.['Var'] === 'resource';
-}
-
-const isStringValue = (e: unknown): boolean => typeof (e as Node | null)?.['Value'] === 'string';
-
-/**
- * A condition G such that, for a tools/call request whose tool name makes G false, `e` is false
- * and raises no error. Leaves are `like` and `==` on the tool name (never an error: the request
- * always carries it as a string); `A && B` has A's (Cedar short-circuits left to right);
- * `A || B` has G(A) || G(B) when both have one. Anything else has none (undefined).
- */
-function toolGuard(e: unknown): unknown {
-  if (e === null || typeof e !== 'object') return undefined;
-  const n = e as Node;
-  const like = n['like'] as { left: unknown } | undefined;
-  if (like !== undefined) return readsToolName(like.left) ? e : undefined;
-  const eq = n['=='] as { left: unknown; right: unknown } | undefined;
-  if (eq !== undefined) {
-    return (readsToolName(eq.left) && isStringValue(eq.right)) || (readsToolName(eq.right) && isStringValue(eq.left)) ? e : undefined;
-  }
-  const and = n['&&'] as { left: unknown } | undefined;
-  if (and !== undefined) return toolGuard(and.left);
-  const or = n['||'] as { left: unknown; right: unknown } | undefined;
-  if (or !== undefined) {
-    const left = toolGuard(or.left);
-    const right = left === undefined ? undefined : toolGuard(or.right);
-    return right === undefined ? undefined : { '||': { left, right } };
-  }
-  return undefined;
-}
-
-/**
- * The guard of a copy's conditions, as a policy text; '' when it has none. Cedar evaluates the
- * scope, then the `when`/`unless` clauses in order: only a first `when` clause can guard.
- */
-function guardText(conditions: PolicyJson['conditions']): string {
-  const first = conditions[0];
-  if (first === undefined || first.kind !== 'when') return '';
-  const guard = toolGuard(first.body);
-  if (guard === undefined) return '';
-  const t = cedar.policyToText({
-    effect: 'permit', principal: { op: 'All' }, action: { op: 'All' }, resource: { op: 'All' },
-    conditions: [{ kind: 'when', body: guard }],
-  } as PolicyJson);
-  return t.type === 'success' ? t.text : '';
-}
-
-// ---------------------------------------------------------------------------------------------
 // scopes
 
 type Uid = { type: string; id: string };
@@ -511,6 +453,16 @@ const setOf = (xs: Iterable<string>, allowed: readonly string[]): string[] => {
   return allowed.filter((a) => s.has(a));
 };
 
+/** The resource attributes `conditions` can read (what a request must carry for them). */
+export function resourceReads(conditions: PolicyJson['conditions']): string[] {
+  const s: Scan = {
+    resource: new Set(), principal: new Set(), principalVar: false, context: new Set(), contextBare: false,
+    time: new Set(), timeBare: false, other: new Set(), actionVar: false,
+  };
+  for (const c of conditions) walk(c.body, s);
+  return setOf([...s.resource, ...s.other], RESOURCE_ATTRS);
+}
+
 /** Parse, (validate), analyse and rewrite. Throws CedarLoadError naming file:line:column. */
 export function compile(sources: readonly SourceText[], schemaSrc?: SourceText): Plan {
   const problems: string[] = [];
@@ -563,19 +515,11 @@ export function compile(sources: readonly SourceText[], schemaSrc?: SourceText):
   };
   const copies: PlanCopy[] = [];
   const texts: string[] = [];
-  const guards: string[] = [];
-  const copyResource: string[][] = [];
+  const copyJson: PolicyJson[] = [];
   raws.forEach((r, i) => {
     const j = r.json;
     const own: Scan = { ...scan, actionVar: false };
     for (const c of j.conditions) walk(c.body, own);
-    // This policy's own resource reads (the shared scan above accumulates every policy's).
-    const mine: Scan = {
-      resource: new Set(), principal: new Set(), principalVar: false, context: new Set(), contextBare: false,
-      time: new Set(), timeBare: false, other: new Set(), actionVar: false,
-    };
-    for (const c of j.conditions) walk(c.body, mine);
-    const reads = setOf([...mine.resource, ...mine.other], RESOURCE_ATTRS);
     scan.principalVar ||= own.principalVar;
     scan.contextBare ||= own.contextBare;
     scan.timeBare ||= own.timeBare;
@@ -595,8 +539,7 @@ export function compile(sources: readonly SourceText[], schemaSrc?: SourceText):
       }
       copies.push({ policy: i, forbid: j.effect === 'forbid', actions });
       texts.push(t.text);
-      guards.push(guardText(conditions));
-      copyResource.push(reads);
+      copyJson.push(copy);
     };
     if (!own.actionVar) emit(bits, j.conditions);
     else {
@@ -631,6 +574,16 @@ export function compile(sources: readonly SourceText[], schemaSrc?: SourceText):
     if (c.actions & TOOL_MASK) toolSet.push(i);
     if (c.actions & METHOD_MASK) methodSet.push(i);
   });
+  const tests = new Map<string, unknown>();
+  for (const i of toolSet) collectTests(copyJson[i]!.conditions, tests);
+  const testKeys: string[] = [];
+  const testTexts: string[] = [];
+  for (const [key, test] of tests) {
+    const t = cedar.policyToText(testPolicy(test));
+    if (t.type === 'failure') continue; // not asked: such a test is simply never specialised
+    testKeys.push(key);
+    testTexts.push(t.text);
+  }
   return {
     version: cedarVersion(sources, schemaSrc),
     policies,
@@ -638,8 +591,9 @@ export function compile(sources: readonly SourceText[], schemaSrc?: SourceText):
     texts,
     toolSet,
     methodSet,
-    guards,
-    copyResource,
+    copyJson,
+    testKeys,
+    testTexts,
     needs,
     warnings,
   };

@@ -2,7 +2,8 @@
 // (compile.ts explains the rewrite). Shared by the piscina worker and the inline path, so
 // both compute the same answer from the same inputs.
 import { ArgumentError, toCedarArguments, type CedarJson } from './args.js';
-import { ACT_APPROVE, ACT_FORWARD, ACT_MCP_METHOD, ACT_TOOLS_CALL, ACTION_NAME, type Plan } from './compile.js';
+import { ACT_APPROVE, ACT_FORWARD, ACT_MCP_METHOD, ACT_TOOLS_CALL, ACTION_NAME, resourceReads, type Plan } from './compile.js';
+import { falsified, specialise } from './tool-name.js';
 import { CedarLoadError, type CedarInput, type CedarVerdict } from './types.js';
 import { cedar } from './wasm.js';
 
@@ -13,7 +14,7 @@ export interface Prepared {
   plan: Plan;
   toolSetId: string | undefined;
   methodSetId: string | undefined;
-  /** per-tool subsets of the tool set; null when no copy has a guard (or subsets are off) */
+  /** per-tool specialised sets; null when the tool set has no tool-name test (or they are off) */
   tools: ToolSubsets | null;
 }
 
@@ -37,45 +38,47 @@ function preparse(plan: Plan, name: string, idx: readonly number[], texts: reado
 export function prepare(plan: Plan, { toolSubsets = true }: { toolSubsets?: boolean } = {}): Prepared {
   const toolSetId = plan.toolSet.length === 0 ? undefined : preparse(plan, 'tool', plan.toolSet);
   const methodSetId = plan.methodSet.length === 0 ? undefined : preparse(plan, 'method', plan.methodSet);
-  const guarded = plan.toolSet.filter((i) => plan.guards[i] !== '');
-  const tools = toolSubsets && guarded.length > 0 && toolSetId !== undefined
-    ? new ToolSubsets(plan, toolSetId, preparse(plan, 'guards', guarded, plan.guards, 'g'))
+  const allTests = plan.testKeys.map((_, k) => k);
+  const tools = toolSubsets && allTests.length > 0 && toolSetId !== undefined
+    ? new ToolSubsets(plan, toolSetId, preparse(plan, 'tests', allTests, plan.testTexts, 't'))
     : null;
   return { plan, toolSetId, methodSetId, tools };
 }
 
-/** What a tools/call of one tool is evaluated against: its copies, and the resource attributes they read. */
+/** What a tools/call of one tool is evaluated against, and the resource attributes that needs. */
 interface ToolSubset {
   /** undefined: no copy can apply (default deny without asking Cedar) */
   setId: string | undefined;
   resource: readonly string[];
 }
 
-/** distinct tool names remembered (then forgotten all at once: recomputing one costs one guard call) */
+/** distinct tool names remembered (then forgotten all at once: recomputing one costs one Cedar call) */
 const MAX_TOOLS = 10_000;
-/** distinct subsets prepared per engine and thread; past this, new ones use the whole tool set */
+/** distinct specialised sets prepared per engine and thread; past this, new ones use the whole tool set */
 const MAX_SUBSETS = 256;
-/** subset set ids are unique in the thread: two engines of one plan version must not share them */
+/** set ids are unique in the thread: two engines of one plan version must not share them */
 let subsetSeq = 0;
 
 /**
  * Cedar's cost grows with every policy in the set it is given (~2–4 µs each here, evaluated or
- * not) and with every attribute of the entities (~7 µs each), so a tools/call is evaluated only
- * against the copies whose tool-name guard (compile.ts) admits its tool, and carries only the
- * resource attributes those read. Which guards admit a tool is asked of Cedar itself (one call
- * on the set of guards, once per tool name), so glob semantics are Cedar's own.
+ * not) and with every attribute of the entities (~7 µs each), so a tools/call is evaluated
+ * against its tool's own set (tool-name.ts): each tool-name test replaced by its value for that
+ * tool, the copies that leaves certainly false left out, and only the resource attributes the
+ * rest still read sent. The tests' values are asked of Cedar (one call per new tool name).
  */
 class ToolSubsets {
   private readonly byTool = new Map<string, ToolSubset>();
-  private readonly byMembers = new Map<string, ToolSubset>();
+  private readonly byTexts = new Map<string, ToolSubset>();
   private readonly whole: ToolSubset;
+  private readonly testIndex: ReadonlyMap<string, number>;
 
   constructor(
     private readonly plan: Plan,
     toolSetId: string,
-    private readonly guardSetId: string,
+    private readonly testSetId: string,
   ) {
     this.whole = { setId: toolSetId, resource: plan.needs.resource };
+    this.testIndex = new Map(plan.testKeys.map((k, i) => [k, i]));
   }
 
   lookup(tool: string): ToolSubset {
@@ -92,30 +95,55 @@ class ToolSubsets {
     const plan = this.plan;
     const resource = { type: 'ThoughtGate::ToolCall', id: tool };
     const answer = cedar.statefulIsAuthorized({
-      principal: { type: 'ThoughtGate::App', id: 'guard' },
+      principal: { type: 'ThoughtGate::App', id: 'tool-name' },
       action: EVAL_ACTION,
       resource,
       context: {},
-      preparsedPolicySetId: this.guardSetId,
+      preparsedPolicySetId: this.testSetId,
       entities: [{ uid: resource, attrs: { name: tool, tool_name: tool }, parents: [] }] as never,
     });
-    // A guard cannot fail; if one did anyway, evaluate against everything (never fewer policies).
+    // A test cannot fail; if one did anyway, evaluate against everything as written.
     if (answer.type === 'failure' || answer.response.diagnostics.errors.length > 0) return this.whole;
-    const admitted = new Set(answer.response.diagnostics.reason);
-    const members = plan.toolSet.filter((i) => plan.guards[i] === '' || admitted.has(`g${i}`));
-    if (members.length === plan.toolSet.length) return this.whole;
-    const key = members.join(',');
-    let subset = this.byMembers.get(key);
-    if (subset !== undefined) return subset;
-    if (this.byMembers.size >= MAX_SUBSETS) return this.whole;
-    const reads = new Set(members.flatMap((i) => plan.copyResource[i]!));
-    subset = {
-      setId: members.length === 0 ? undefined : preparse(plan, `tool:${++subsetSeq}`, members),
-      resource: plan.needs.resource.filter((a) => reads.has(a)),
+    const holds = new Set(answer.response.diagnostics.reason);
+    const index = this.testIndex;
+    const values = (key: string): boolean | undefined => {
+      const k = index.get(key);
+      return k === undefined ? undefined : holds.has(`t${k}`);
     };
-    this.byMembers.set(key, subset);
+    const members: number[] = [];
+    const texts: string[] = [];
+    const reads = new Set<string>();
+    for (const i of plan.toolSet) {
+      const copy = plan.copyJson[i]!;
+      if (falsified(copy.conditions, values)) continue;
+      const conditions = specialise(copy.conditions, values);
+      const t = cedar.policyToText({ ...copy, conditions });
+      if (t.type === 'failure') return this.whole;
+      members.push(i);
+      texts.push(t.text);
+      for (const a of resourceReads(conditions)) reads.add(a);
+    }
+    const key = members.map((m, j) => `${m}:${texts[j]}`).join('\n');
+    let subset = this.byTexts.get(key);
+    if (subset !== undefined) return subset;
+    if (this.byTexts.size >= MAX_SUBSETS) return this.whole;
+    let setId: string | undefined;
+    try {
+      setId = members.length === 0 ? undefined : preparse(plan, `tool:${++subsetSeq}`, members, textsByCopy(members, texts));
+    } catch {
+      return this.whole; // a specialised text Cedar will not take: evaluate as written
+    }
+    subset = { setId, resource: plan.needs.resource.filter((a) => reads.has(a)) };
+    this.byTexts.set(key, subset);
     return subset;
   }
+}
+
+/** texts[j] at index members[j] (what preparse reads by copy index) */
+function textsByCopy(members: readonly number[], texts: readonly string[]): string[] {
+  const out: string[] = [];
+  members.forEach((m, j) => (out[m] = texts[j]!));
+  return out;
 }
 
 function deny(reason: string, policyIds: string[] = [], errors: string[] = []): CedarVerdict {

@@ -1,22 +1,31 @@
-// Per-tool subsets (evaluate.ts ToolSubsets, compile.ts toolGuard): a tools/call is evaluated
-// only against the copies whose tool-name guard admits its tool. That must never change an
-// answer: checked against evaluation on the whole tool set, on generated policy files.
+// Per-tool sets (evaluate.ts ToolSubsets, tool-name.ts): a tools/call is evaluated against its
+// tool's own set, tool-name tests replaced by their values and copies they leave certainly false
+// left out. That must never change an answer: checked against evaluation on the whole tool set,
+// on generated policy files.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { compile } from './compile.js';
+import { compile, resourceReads } from './compile.js';
 import { evaluate, prepare, type WireInput } from './evaluate.js';
+import { falsified, specialise } from './tool-name.js';
+import { cedar } from './wasm.js';
 import { AGENT, ADMIN, MONDAY_10_UTC } from './testkit.js';
 
 const planOf = (text: string) => compile([{ file: 'p.cedar', text }]);
-const guardsOf = (text: string): string[] => planOf(text).guards;
+/** the conditions of a one-policy file, as Cedar parses them */
+const conditionsOf = (text: string) => {
+  const j = cedar.policyToJson(text);
+  assert.equal(j.type, 'success', text);
+  return (j as { json: { conditions: Parameters<typeof falsified>[0] } }).json.conditions;
+};
+const allFalse = (): boolean => false;
 
 const input = (tool: string, args: unknown = {}, over: Partial<WireInput> = {}): WireInput => ({
   method: 'tools/call', resource: tool, arguments: args, sourceId: 'upstream', policyId: 'default', principal: AGENT, now: MONDAY_10_UTC, ...over,
 });
 
-describe('tool-name guards', () => {
-  it('are found on like / == tests of resource.name or resource.tool_name that Cedar evaluates first', () => {
+describe('tool-name tests', () => {
+  it('decide a copy false on like / == tests of resource.name or resource.tool_name that Cedar evaluates first', () => {
     const guarded = [
       'permit(principal, action, resource) when { resource.tool_name like "get_*" };',
       'permit(principal, action, resource) when { resource.name == "transfer" };',
@@ -26,10 +35,10 @@ describe('tool-name guards', () => {
       'permit(principal, action, resource) when { (resource.tool_name == "a" && context.source_id == "x") || resource.tool_name like "b*" };',
       'permit(principal, action, resource) when { resource.tool_name like "a*" } unless { context.source_id == "prod" };',
     ];
-    for (const t of guarded) assert.notEqual(guardsOf(t)[0], '', t);
+    for (const t of guarded) assert.equal(falsified(conditionsOf(t), allFalse), true, t);
   });
 
-  it('are not found where leaving the policy out could change an answer', () => {
+  it('decide nothing where leaving the policy out could change an answer', () => {
     const unguarded = [
       // the argument test runs first: it can raise an error for any tool
       'permit(principal, action, resource) when { resource.arguments.amount > 5 && resource.tool_name like "a*" };',
@@ -41,7 +50,17 @@ describe('tool-name guards', () => {
       'permit(principal, action, resource) when { resource.server like "a*" };',
       'permit(principal, action, resource);',
     ];
-    for (const t of unguarded) assert.equal(guardsOf(t)[0], '', t);
+    for (const t of unguarded) assert.equal(falsified(conditionsOf(t), allFalse), false, t);
+  });
+
+  it('are replaced by their value, so a request carries only what the rest reads', () => {
+    const c = conditionsOf('permit(principal, action, resource) when { resource.tool_name like "a*" && resource.arguments.amount > 5 };');
+    assert.deepEqual(resourceReads(c).sort(), ['arguments', 'tool_name']);
+    const s = specialise(c, () => true);
+    assert.deepEqual(resourceReads(s), ['arguments']);
+    assert.equal(falsified(s, () => undefined), false);
+    const unknown = specialise(c, () => undefined);
+    assert.deepEqual(unknown, c);
   });
 
   it('leave a tool that no policy can apply to at a default deny, without asking Cedar', () => {
