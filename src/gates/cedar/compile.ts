@@ -238,6 +238,11 @@ interface Scan {
 
 type Node = Record<string, unknown>;
 
+const emptyScan = (): Scan => ({
+  resource: new Set(), principal: new Set(), principalVar: false, context: new Set(), contextBare: false,
+  time: new Set(), timeBare: false, other: new Set(), actionVar: false,
+});
+
 function bare(name: unknown, s: Scan): void {
   if (name === 'principal') s.principalVar = true;
   else if (name === 'context') s.contextBare = true;
@@ -455,10 +460,7 @@ const setOf = (xs: Iterable<string>, allowed: readonly string[]): string[] => {
 
 /** The resource attributes `conditions` can read (what a request must carry for them). */
 export function resourceReads(conditions: PolicyJson['conditions']): string[] {
-  const s: Scan = {
-    resource: new Set(), principal: new Set(), principalVar: false, context: new Set(), contextBare: false,
-    time: new Set(), timeBare: false, other: new Set(), actionVar: false,
-  };
+  const s = emptyScan();
   for (const c of conditions) walk(c.body, s);
   return setOf([...s.resource, ...s.other], RESOURCE_ATTRS);
 }
@@ -509,10 +511,7 @@ export function compile(sources: readonly SourceText[], schemaSrc?: SourceText):
     if (problems.length > 0) throw new CedarLoadError(problems);
   }
 
-  const scan: Scan = {
-    resource: new Set(), principal: new Set(), principalVar: false, context: new Set(), contextBare: false,
-    time: new Set(), timeBare: false, other: new Set(), actionVar: false,
-  };
+  const scan = emptyScan();
   const copies: PlanCopy[] = [];
   const texts: string[] = [];
   const copyJson: PolicyJson[] = [];
