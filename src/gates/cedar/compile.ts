@@ -27,7 +27,7 @@ import { createHash } from 'node:crypto';
 import { basename } from 'node:path';
 import { cedar, type DetailedError, type PolicyJson } from './wasm.js';
 import { CedarLoadError } from './types.js';
-import { collectTests, testPolicy } from './tool-name.js';
+import { collectTests } from './tool-name.js';
 
 export const ACT_FORWARD = 1;
 export const ACT_APPROVE = 2;
@@ -109,10 +109,8 @@ export interface Plan {
   methodSet: number[];
   /** per copy: the policy it was emitted as (evaluate.ts specialises its conditions per tool) */
   copyJson: PolicyJson[];
-  /** the distinct tool-name tests in the tool set's copies (tool-name.ts): their keys, and a
-   *  policy text per test asking whether it holds */
+  /** the distinct tool-name tests in the tool set's copies (tool-name.ts), by key */
   testKeys: string[];
-  testTexts: string[];
   needs: Needs;
   warnings: string[];
 }
@@ -575,14 +573,7 @@ export function compile(sources: readonly SourceText[], schemaSrc?: SourceText):
   });
   const tests = new Map<string, unknown>();
   for (const i of toolSet) collectTests(copyJson[i]!.conditions, tests);
-  const testKeys: string[] = [];
-  const testTexts: string[] = [];
-  for (const [key, test] of tests) {
-    const t = cedar.policyToText(testPolicy(test));
-    if (t.type === 'failure') continue; // not asked: such a test is simply never specialised
-    testKeys.push(key);
-    testTexts.push(t.text);
-  }
+  const testKeys = [...tests.keys()];
   return {
     version: cedarVersion(sources, schemaSrc),
     policies,
@@ -592,7 +583,6 @@ export function compile(sources: readonly SourceText[], schemaSrc?: SourceText):
     methodSet,
     copyJson,
     testKeys,
-    testTexts,
     needs,
     warnings,
   };

@@ -3,7 +3,7 @@
 // both compute the same answer from the same inputs.
 import { ArgumentError, toCedarArguments, type CedarJson } from './args.js';
 import { ACT_APPROVE, ACT_FORWARD, ACT_MCP_METHOD, ACT_TOOLS_CALL, ACTION_NAME, resourceReads, type Plan } from './compile.js';
-import { falsified, specialise } from './tool-name.js';
+import { falsified, specialise, testHolds } from './tool-name.js';
 import { CedarLoadError, type CedarInput, type CedarVerdict } from './types.js';
 import { cedar } from './wasm.js';
 
@@ -38,10 +38,7 @@ function preparse(plan: Plan, name: string, idx: readonly number[], texts: reado
 export function prepare(plan: Plan, { toolSubsets = true }: { toolSubsets?: boolean } = {}): Prepared {
   const toolSetId = plan.toolSet.length === 0 ? undefined : preparse(plan, 'tool', plan.toolSet);
   const methodSetId = plan.methodSet.length === 0 ? undefined : preparse(plan, 'method', plan.methodSet);
-  const allTests = plan.testKeys.map((_, k) => k);
-  const tools = toolSubsets && allTests.length > 0 && toolSetId !== undefined
-    ? new ToolSubsets(plan, toolSetId, preparse(plan, 'tests', allTests, plan.testTexts, 't'))
-    : null;
+  const tools = toolSubsets && plan.testKeys.length > 0 && toolSetId !== undefined ? new ToolSubsets(plan, toolSetId) : null;
   return { plan, toolSetId, methodSetId, tools };
 }
 
@@ -52,7 +49,7 @@ interface ToolSubset {
   resource: readonly string[];
 }
 
-/** distinct tool names remembered (then forgotten all at once: recomputing one costs one Cedar call) */
+/** distinct tool names remembered (then forgotten all at once: recomputing one is cheap) */
 const MAX_TOOLS = 10_000;
 /** distinct specialised sets prepared per engine and thread; past this, new ones use the whole tool set */
 const MAX_SUBSETS = 256;
@@ -64,21 +61,20 @@ let subsetSeq = 0;
  * not) and with every attribute of the entities (~7 µs each), so a tools/call is evaluated
  * against its tool's own set (tool-name.ts): each tool-name test replaced by its value for that
  * tool, the copies that leaves certainly false left out, and only the resource attributes the
- * rest still read sent. The tests' values are asked of Cedar (one call per new tool name).
+ * rest still read sent. Sets are shared by every tool they come out the same for.
  */
 class ToolSubsets {
   private readonly byTool = new Map<string, ToolSubset>();
   private readonly byTexts = new Map<string, ToolSubset>();
   private readonly whole: ToolSubset;
-  private readonly testIndex: ReadonlyMap<string, number>;
+  private readonly tests: ReadonlyMap<string, unknown>;
 
   constructor(
     private readonly plan: Plan,
     toolSetId: string,
-    private readonly testSetId: string,
   ) {
     this.whole = { setId: toolSetId, resource: plan.needs.resource };
-    this.testIndex = new Map(plan.testKeys.map((k, i) => [k, i]));
+    this.tests = new Map(plan.testKeys.map((k) => [k, JSON.parse(k) as unknown]));
   }
 
   lookup(tool: string): ToolSubset {
@@ -93,22 +89,14 @@ class ToolSubsets {
 
   private compute(tool: string): ToolSubset {
     const plan = this.plan;
-    const resource = { type: 'ThoughtGate::ToolCall', id: tool };
-    const answer = cedar.statefulIsAuthorized({
-      principal: { type: 'ThoughtGate::App', id: 'tool-name' },
-      action: EVAL_ACTION,
-      resource,
-      context: {},
-      preparsedPolicySetId: this.testSetId,
-      entities: [{ uid: resource, attrs: { name: tool, tool_name: tool }, parents: [] }] as never,
-    });
-    // A test cannot fail; if one did anyway, evaluate against everything as written.
-    if (answer.type === 'failure' || answer.response.diagnostics.errors.length > 0) return this.whole;
-    const holds = new Set(answer.response.diagnostics.reason);
-    const index = this.testIndex;
+    const chars = Array.from(tool);
+    const known = new Map<string, boolean | undefined>();
     const values = (key: string): boolean | undefined => {
-      const k = index.get(key);
-      return k === undefined ? undefined : holds.has(`t${k}`);
+      if (known.has(key)) return known.get(key);
+      const test = this.tests.get(key);
+      const v = test === undefined ? undefined : testHolds(test, chars);
+      known.set(key, v);
+      return v;
     };
     const members: number[] = [];
     const texts: string[] = [];

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { compile, resourceReads } from './compile.js';
 import { evaluate, prepare, type WireInput } from './evaluate.js';
-import { falsified, specialise } from './tool-name.js';
+import { falsified, specialise, testHolds, testKey } from './tool-name.js';
 import { cedar } from './wasm.js';
 import { AGENT, ADMIN, MONDAY_10_UTC } from './testkit.js';
 
@@ -93,10 +93,48 @@ describe('tool-name tests', () => {
   });
 });
 
+describe('a tool-name test\'s value is Cedar\'s (fast-check)', () => {
+  // Cedar itself, asked whether `resource.tool_name like <pattern>` holds for a name.
+  const cedarLike = (pattern: string, name: string): boolean => {
+    const id = `like-check:${pattern}`;
+    const r = cedar.preparsePolicySet(id, { staticPolicies: { p: `permit(principal, action, resource) when { resource.tool_name like "${pattern}" };` } });
+    assert.equal(r.type, 'success', pattern);
+    const resource = { type: 'T', id: 'r' };
+    const a = cedar.statefulIsAuthorized({ principal: { type: 'P', id: 'p' }, action: { type: 'A', id: 'a' }, resource, context: {}, preparsedPolicySetId: id, entities: [{ uid: resource, attrs: { tool_name: name }, parents: [] }] as never });
+    assert.equal(a.type, 'success');
+    return (a as { response: { decision: string } }).response.decision === 'allow';
+  };
+  const likeNode = (pattern: string): unknown => {
+    const c = conditionsOf(`permit(principal, action, resource) when { resource.tool_name like "${pattern}" };`);
+    return c[0]!.body;
+  };
+
+  it('like: wildcards, escaped stars, multi-byte and astral characters', () => {
+    const chars = fc.constantFrom('a', 'b', '*', 'é', '😀', '_', '\\*');
+    fc.assert(
+      fc.property(fc.array(chars, { maxLength: 6 }), fc.array(fc.constantFrom('a', 'b', '*', 'é', '😀', '_'), { maxLength: 6 }), (p, n) => {
+        const pattern = p.join('');
+        const name = n.join('');
+        const node = likeNode(pattern);
+        assert.notEqual(testKey(node), undefined);
+        assert.equal(testHolds(node, Array.from(name)), cedarLike(pattern, name), `${JSON.stringify(pattern)} vs ${JSON.stringify(name)}`);
+      }),
+      { numRuns: 400 },
+    );
+  });
+
+  it('==, either side', () => {
+    for (const [text, name, want] of [['resource.name == "é😀"', 'é😀', true], ['"x" == resource.tool_name', 'x', true], ['resource.tool_name == "x"', 'xx', false], ['resource.tool_name == ""', '', true]] as const) {
+      const node = conditionsOf(`permit(principal, action, resource) when { ${text} };`)[0]!.body;
+      assert.equal(testHolds(node, Array.from(name)), want, text);
+    }
+  });
+});
+
 // ---------------------------------------------------------------------------------------------
 // generated policy files: subsets == whole set
 
-const patternArb = fc.array(fc.constantFrom('get_', 'a', 'b', '*', '\\*', '_', 'é', 'x'), { minLength: 1, maxLength: 4 }).map((p) => p.join(''));
+const patternArb = fc.array(fc.constantFrom('get_', 'a', 'b', '*', '\\*', '_', 'é', 'x', '😀'), { minLength: 1, maxLength: 4 }).map((p) => p.join(''));
 const literalArb = fc.constantFrom('a', 'ab', 'get_x', '*', 'transfer', 'é', '');
 const attrArb = fc.constantFrom('resource.tool_name', 'resource.name');
 const guardArb: fc.Arbitrary<string> = fc.oneof(
@@ -124,7 +162,7 @@ const conditionArb: fc.Arbitrary<string> = fc.oneof(
 const scopeArb = fc.constantFrom('action', 'action == Action::"Forward"', 'action == Action::"Approve"', 'action == ThoughtGate::Action::"tools/call"', 'action in [Action::"Forward", Action::"Approve"]');
 const policyArb = fc.tuple(fc.constantFrom('permit', 'forbid'), scopeArb, fc.array(fc.tuple(fc.constantFrom('when', 'unless'), conditionArb), { minLength: 0, maxLength: 2 }))
   .map(([effect, scope, clauses]) => `${effect}(principal, ${scope}, resource)${clauses.map(([k, c]) => ` ${k} { ${c} }`).join('')};`);
-const toolArb = fc.oneof(fc.constantFrom('get_x', 'get_', 'a', 'ab', '*', 'a*', 'é', 'éx', '', 'transfer', 'b_x'), fc.string({ maxLength: 4 }));
+const toolArb = fc.oneof(fc.constantFrom('get_x', 'get_', 'a', 'ab', '*', 'a*', 'é', 'éx', '', 'transfer', 'b_x', 'a😀', '😀'), fc.string({ maxLength: 4 }));
 const argsArb = fc.constantFrom(undefined, {}, { amount: 7 }, { amount: -1 }, { amount: 'x' });
 
 describe('subsets never change a decision (fast-check)', () => {

@@ -7,8 +7,9 @@
 //   - replacing each test by its value (`true` / `false`) changes no decision and no error;
 //   - a copy whose first `when` clause is then certainly false (see `falsified`) is unsatisfied
 //     without error for every call of that tool, and can be left out of the set.
-// The tests' values for a tool are asked of Cedar itself (one policy per distinct test), so
-// `like` patterns keep Cedar's own semantics.
+// A test's value is computed here from the pattern Cedar parsed (`policyToJson` gives `like`
+// patterns as tokens: one `{Literal: char}` per character, `"Wildcard"` for `*`), so escapes are
+// already Cedar's; what is left is matching characters (Unicode scalar values) and wildcards.
 import type { PolicyJson } from './wasm.js';
 
 type Node = Record<string, unknown>;
@@ -23,15 +24,26 @@ function readsToolName(e: unknown): boolean {
 
 const isStringValue = (e: unknown): boolean => typeof (e as Node | null)?.['Value'] === 'string';
 
+/** keys of the nodes seen (a plan's policies are walked once per new tool name: stringify once) */
+const keys = new WeakMap<object, string | null>();
+
 /** The key of a tool-name test (its JSON), or undefined when `e` is not one. */
 export function testKey(e: unknown): string | undefined {
   if (e === null || typeof e !== 'object' || Array.isArray(e)) return undefined;
-  const n = e as Node;
+  let key = keys.get(e);
+  if (key === undefined) {
+    key = keyOf(e as Node) ?? null;
+    keys.set(e, key);
+  }
+  return key ?? undefined;
+}
+
+function keyOf(n: Node): string | undefined {
   const like = n['like'] as { left: unknown } | undefined;
-  if (like !== undefined) return readsToolName(like.left) ? JSON.stringify(e) : undefined;
+  if (like !== undefined) return readsToolName(like.left) ? JSON.stringify(n) : undefined;
   const eq = n['=='] as { left: unknown; right: unknown } | undefined;
   if (eq !== undefined && ((readsToolName(eq.left) && isStringValue(eq.right)) || (readsToolName(eq.right) && isStringValue(eq.left)))) {
-    return JSON.stringify(e);
+    return JSON.stringify(n);
   }
   return undefined;
 }
@@ -56,12 +68,57 @@ export function collectTests(conditions: Conditions, found: Map<string, unknown>
   for (const c of conditions) visit(c.body);
 }
 
-/** The Cedar text asking whether one test holds: `permit(principal, action, resource) when { <test> };` */
-export function testPolicy(test: unknown): PolicyJson {
-  return {
-    effect: 'permit', principal: { op: 'All' }, action: { op: 'All' }, resource: { op: 'All' },
-    conditions: [{ kind: 'when', body: test }],
-  } as PolicyJson;
+/**
+ * Whether a tool-name test (a node `testKey` accepted) holds for `tool`, given as its characters
+ * (`Array.from(name)`). Undefined for a node it cannot read (then nothing is specialised on it).
+ */
+export function testHolds(test: unknown, tool: readonly string[]): boolean | undefined {
+  const n = test as Node;
+  const like = n['like'] as { pattern?: unknown } | undefined;
+  if (like !== undefined) {
+    const tokens = likeTokens(like.pattern);
+    return tokens === undefined ? undefined : likeMatches(tokens, tool);
+  }
+  const eq = n['=='] as { left: unknown; right: unknown } | undefined;
+  if (eq !== undefined) {
+    const literal = (isStringValue(eq.right) ? eq.right : eq.left) as { Value: string };
+    return literal.Value === tool.join('');
+  }
+  return undefined;
+}
+
+/** Cedar's parsed pattern as one character or null (a wildcard) per token; undefined if unknown. */
+function likeTokens(pattern: unknown): (string | null)[] | undefined {
+  if (!Array.isArray(pattern)) return undefined;
+  const out: (string | null)[] = [];
+  for (const t of pattern) {
+    if (t === 'Wildcard') out.push(null);
+    else if (t !== null && typeof t === 'object' && typeof (t as { Literal?: unknown }).Literal === 'string') out.push((t as { Literal: string }).Literal);
+    else return undefined;
+  }
+  return out;
+}
+
+/** Whole-string match, wildcards matching any run of characters (greedy, backtracking to the last one). */
+function likeMatches(tokens: readonly (string | null)[], chars: readonly string[]): boolean {
+  let i = 0;
+  let j = 0;
+  let star = -1;
+  let mark = 0;
+  while (i < chars.length) {
+    if (j < tokens.length && tokens[j] === null) {
+      star = j++;
+      mark = i;
+    } else if (j < tokens.length && tokens[j] === chars[i]) {
+      i++;
+      j++;
+    } else if (star !== -1) {
+      j = star + 1;
+      i = ++mark;
+    } else return false;
+  }
+  while (j < tokens.length && tokens[j] === null) j++;
+  return j === tokens.length;
 }
 
 /** The value of each test for one tool: key → true/false (undefined when not known). */
