@@ -104,7 +104,7 @@ test('bench smoke runs every suite end to end and writes latest.json', () => {
   for (const n of ['1', '10', '100']) {
     const set = suites.cedar.result.sets[n];
     assert.ok(set, `cedar: no ${n}-policy set`);
-    for (const path of ['cached', 'cachedFull', 'inline', 'pool1', 'pool2']) {
+    for (const path of ['cached', 'cachedFull', 'inline', 'inlineNewTool', 'pool1', 'pool2']) {
       assert.ok(set[path].p50Us > 0 && isNum(set[path].p99Us), `cedar ${n}: ${path} p50/p99`);
       assert.ok(set[path].perSec > 0, `cedar ${n}: ${path} decisions/s`);
     }

@@ -6,6 +6,8 @@
 //            capacity; smoke 1,000): what a hit costs in a proxy that has been running a while
 //   inline   decideInline() with the cache off (cacheSize 0), distinct inputs: one evaluation on
 //            this thread. The baseline the pool figures are set against.
+//   inline, new tool name   the same with a tool name never seen before on every call (the
+//            engine first builds that tool's specialised set, or finds an equal one)
 //   pool N   decide() with the cache off, one call at a time, N piscina workers (1, 2): the worker
 //            round trip + the evaluation ("cold through the pool")
 //   pool N, 64 in flight   decisions per second with 64 decide() calls outstanding
@@ -144,7 +146,7 @@ export default {
           await throughput(pool, warmMs, IN_FLIGHT, check, offset);
           offset += 1e7;
         }
-        const runs = { cached: [], cachedFull: [], inline: [], ...Object.fromEntries(POOLS.flatMap((s) => [[`pool${s}`, []], [`tput${s}`, []]])) };
+        const runs = { cached: [], cachedFull: [], inline: [], inlineNewTool: [], ...Object.fromEntries(POOLS.flatMap((s) => [[`pool${s}`, []], [`tput${s}`, []]])) };
         for (let rep = 0; rep < opts.reps; rep++) {
           runs.cached.push(timeSync(() => {
             const d = cachedEngine.decide(hot);
@@ -155,6 +157,9 @@ export default {
             if (d instanceof Promise || !d.cached) throw new Error('cedar: expected a synchronous cache hit (full cache)');
           }, phaseMs, 2e6));
           runs.inline.push(timeSync((i) => check(inlineEngine.decideInline(input(offset + i))), phaseMs, 1e6));
+          offset += 1e6;
+          // A tool name never seen before on every call: the engine builds (or finds) that tool's set first.
+          runs.inlineNewTool.push(timeSync((i) => check(inlineEngine.decideInline({ ...input(offset + i), resource: `${TOOLS[i % TOOLS.length]}_${offset + i}` })), phaseMs, 1e6));
           offset += 1e6;
           for (const size of POOLS) {
             runs[`pool${size}`].push(await timeAsync(async (i) => check(await pools[size].decide(input(offset + i))), phaseMs, 1e6));
@@ -206,6 +211,7 @@ export default {
       out[`${n} cached p50 µs`] = s.cached.p50Us;
       out[`${n} cached (full cache) p50 µs`] = s.cachedFull.p50Us;
       out[`${n} inline p50 µs`] = s.inline.p50Us;
+      out[`${n} inline, new tool name p50 µs`] = s.inlineNewTool.p50Us;
       for (const size of POOLS) {
         out[`${n} pool${size} p50 µs`] = s[`pool${size}`].p50Us;
         out[`${n} pool${size} ${IN_FLIGHT} in flight /s`] = s[`tput${size}`].perSec;
@@ -223,6 +229,7 @@ export default {
       rows.push(row('cached (main thread), 1 entry', s.cached));
       rows.push(row(`cached (main thread), ${fmt(r.fullEntries)} entries (full)`, s.cachedFull));
       rows.push(row('inline, cold (baseline)', s.inline, '1', '1'));
+      rows.push(row('inline, cold, a new tool name every call', s.inlineNewTool, fmt(ratio(s.inlineNewTool.p50Us, s.inline.p50Us), 2), fmt(ratio(s.inlineNewTool.perSec, s.inline.perSec), 2)));
       for (const size of POOLS) rows.push(row(`pool ${size} worker${size > 1 ? 's' : ''}, cold, one at a time`, s[`pool${size}`], fmt(s.ratios[`pool${size}P50VsInline`], 2), fmt(ratio(s[`pool${size}`].perSec, s.inline.perSec), 2)));
       for (const size of POOLS) {
         const t = s[`tput${size}`];
