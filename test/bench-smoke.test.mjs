@@ -164,3 +164,22 @@ test('bench/cpu.mjs prints req/s and CPU per request for direct, thoughtgate and
   // the proxies' own CPU is measured (a percentage and user / sys µs per request)
   for (const row of rows.slice(1)) assert.match(row.split('|')[5], /\d+% \(\d+\.\d \/ \d+\.\d\)/, row);
 });
+
+test('npm run bench -- --target URL load-tests a running server and prints its latency histogram', async () => {
+  const { spawn } = await import('node:child_process');
+  const fx = await startFixture({ port: 0 });
+  try {
+    const child = spawn(process.execPath, [join(ROOT, 'bench', 'run.mjs'), '--target', fx.url, '--smoke', '--only', 'toolscall,latency'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.resume();
+    const code = await new Promise((resolve) => child.once('exit', resolve));
+    assert.equal(code, 0, out.slice(-2000));
+    assert.match(out, new RegExp(`target ${fx.url.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}`));
+    assert.match(out, /\| 50 \| target \| [\d,]+ \|/, 'autocannon row for the target');
+    assert.match(out, /\| latency \| requests \| share \|/, 'the latency histogram');
+    assert.match(out, /\| \d+–\d+ µs \| \d+ \| [\d.]+% \|/, 'histogram buckets');
+  } finally {
+    fx.close();
+  }
+});
