@@ -95,6 +95,10 @@ describe('ResponseParser: heads', () => {
     assert.equal(r.body.toString(), '{}');
     assert.equal(r.keepAlive, true);
   });
+  it('common names matched in place fold case exactly, and near misses stay themselves', () => {
+    const r = ok(whole('HTTP/1.1 200 OK\r\nDATE: d\r\nDat3: x\r\nuWebSockets: 20\r\nKeep_Alive: y\r\nMcp-Session-ID: s\r\ncontent-typf: z\r\nContent-Length: 0\r\n\r\n'));
+    assert.deepEqual(r.headers, { date: 'd', dat3: 'x', uwebsockets: '20', keep_alive: 'y', 'mcp-session-id': 's', 'content-typf': 'z', 'content-length': '0' });
+  });
   it('accepts a status line without reason phrase, with an empty one, and with obs-text in it', () => {
     assert.equal(ok(whole('HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n')).status, 200);
     assert.equal(ok(whole('HTTP/1.1 404 \r\nContent-Length: 0\r\n\r\n')).status, 404);

@@ -77,6 +77,28 @@ for (let c = 0; c < 6; c++) {
   HEX[0x61 + c] = c + 11;
 }
 
+/**
+ * Names nearly every response carries, by length: matched in place (ASCII case-folded) so the
+ * common fields cost no string copy, no case fold and no interning per response.
+ */
+const KNOWN_NAMES: string[][] = [];
+for (const n of ['date', 'server', 'connection', 'keep-alive', 'uwebsockets', 'content-type', 'cache-control', 'content-length', 'mcp-session-id', 'transfer-encoding', 'x-powered-by', 'vary', 'etag']) {
+  (KNOWN_NAMES[n.length] ??= []).push(n);
+}
+
+/** buf[s, e) as one of KNOWN_NAMES, any case; undefined when it is none of them */
+function knownName(buf: Buffer, s: number, e: number): string | undefined {
+  const candidates = KNOWN_NAMES[e - s];
+  if (candidates === undefined) return undefined;
+  next: for (let k = 0; k < candidates.length; k++) {
+    const n = candidates[k]!;
+    // Token bytes only reach here; OR 0x20 folds A-Z and leaves '-' and digits as they are.
+    for (let j = 0; j < n.length; j++) if ((buf[s + j]! | 0x20) !== n.charCodeAt(j)) continue next;
+    return n;
+  }
+  return undefined;
+}
+
 /** a field-value byte: HTAB, SP..~, obs-text */
 const isValueByte = (c: number): boolean => c === HTAB || (c >= SP && c !== 0x7f);
 
@@ -448,8 +470,11 @@ export class ResponseParser {
       while (ve > vs && ((c = buf[ve - 1]!) === SP || c === HTAB)) ve--;
       i += 2;
 
-      let name = buf.toString('latin1', ns, ne);
-      if (upper) name = name.toLowerCase();
+      let name = knownName(buf, ns, ne);
+      if (name === undefined) {
+        name = buf.toString('latin1', ns, ne);
+        if (upper) name = name.toLowerCase();
+      }
       const value = ve === vs ? '' : buf.toString(high ? 'utf8' : 'latin1', vs, ve);
 
       switch (name.length) {
