@@ -3,7 +3,7 @@
 // both compute the same answer from the same inputs.
 import { ArgumentError, toCedarArguments, type CedarJson } from './args.js';
 import { ACT_APPROVE, ACT_FORWARD, ACT_MCP_METHOD, ACT_TOOLS_CALL, ACTION_NAME, resourceReads, type Plan } from './compile.js';
-import { falsified, specialise, testHolds } from './tool-name.js';
+import { collectTests, falsified, specialise, testHolds } from './tool-name.js';
 import { CedarLoadError, type CedarInput, type CedarVerdict } from './types.js';
 import { cedar } from './wasm.js';
 
@@ -53,6 +53,8 @@ interface ToolSubset {
 const MAX_TOOLS = 10_000;
 /** distinct specialised sets prepared per engine and thread; past this, new ones use the whole tool set */
 const MAX_SUBSETS = 256;
+/** specialised policy texts remembered per engine and thread (then forgotten all at once) */
+const MAX_SPECIALISED = 4096;
 /** set ids are unique in the thread: two engines of one plan version must not share them */
 let subsetSeq = 0;
 
@@ -65,9 +67,13 @@ let subsetSeq = 0;
  */
 class ToolSubsets {
   private readonly byTool = new Map<string, ToolSubset>();
-  private readonly byTexts = new Map<string, ToolSubset>();
+  private readonly bySpecialised = new Map<string, ToolSubset>();
   private readonly whole: ToolSubset;
   private readonly tests: ReadonlyMap<string, unknown>;
+  /** per copy: the keys of the tool-name tests in it (filled on first use) */
+  private readonly copyTests: (readonly string[] | undefined)[] = [];
+  /** "copy:values of its tests" → its specialised text and the attributes it reads (null: unprintable) */
+  private readonly specialised = new Map<string, { text: string; reads: readonly string[] } | null>();
 
   constructor(
     private readonly plan: Plan,
@@ -87,6 +93,17 @@ class ToolSubsets {
     return subset;
   }
 
+  private testsOf(i: number): readonly string[] {
+    let keys = this.copyTests[i];
+    if (keys === undefined) {
+      const found = new Map<string, unknown>();
+      collectTests(this.plan.copyJson[i]!.conditions, found);
+      keys = [...found.keys()];
+      this.copyTests[i] = keys;
+    }
+    return keys;
+  }
+
   private compute(tool: string): ToolSubset {
     const plan = this.plan;
     const chars = Array.from(tool);
@@ -100,21 +117,35 @@ class ToolSubsets {
     };
     const members: number[] = [];
     const texts: string[] = [];
+    const ids: string[] = [];
     const reads = new Set<string>();
     for (const i of plan.toolSet) {
       const copy = plan.copyJson[i]!;
       if (falsified(copy.conditions, values)) continue;
-      const conditions = specialise(copy.conditions, values);
-      const t = cedar.policyToText({ ...copy, conditions });
-      if (t.type === 'failure') return this.whole;
+      // A copy specialised to the same test values is the same text: made once, not per tool name.
+      let id = `${i}:`;
+      for (const k of this.testsOf(i)) {
+        const v = values(k);
+        id += v === undefined ? '?' : v ? '1' : '0';
+      }
+      let made = this.specialised.get(id);
+      if (made === undefined) {
+        const conditions = specialise(copy.conditions, values);
+        const t = cedar.policyToText({ ...copy, conditions });
+        made = t.type === 'failure' ? null : { text: t.text, reads: resourceReads(conditions) };
+        if (this.specialised.size >= MAX_SPECIALISED) this.specialised.clear();
+        this.specialised.set(id, made);
+      }
+      if (made === null) return this.whole; // a text Cedar will not print: evaluate as written
       members.push(i);
-      texts.push(t.text);
-      for (const a of resourceReads(conditions)) reads.add(a);
+      texts.push(made.text);
+      ids.push(id);
+      for (const a of made.reads) reads.add(a);
     }
-    const key = members.map((m, j) => `${m}:${texts[j]}`).join('\n');
-    let subset = this.byTexts.get(key);
+    const key = ids.join(' ');
+    let subset = this.bySpecialised.get(key);
     if (subset !== undefined) return subset;
-    if (this.byTexts.size >= MAX_SUBSETS) return this.whole;
+    if (this.bySpecialised.size >= MAX_SUBSETS) return this.whole;
     let setId: string | undefined;
     try {
       setId = members.length === 0 ? undefined : preparse(plan, `tool:${++subsetSeq}`, members, textsByCopy(members, texts));
@@ -122,7 +153,7 @@ class ToolSubsets {
       return this.whole; // a specialised text Cedar will not take: evaluate as written
     }
     subset = { setId, resource: plan.needs.resource.filter((a) => reads.has(a)) };
-    this.byTexts.set(key, subset);
+    this.bySpecialised.set(key, subset);
     return subset;
   }
 }
