@@ -109,8 +109,8 @@ export interface Plan {
   methodSet: number[];
   /** per copy: the policy it was emitted as (evaluate.ts specialises its conditions per tool) */
   copyJson: PolicyJson[];
-  /** the distinct tool-name tests in the tool set's copies (tool-name.ts), by key */
-  testKeys: string[];
+  /** per copy: the keys of the tool-name tests in its conditions (tool-name.ts); [] outside the tool set */
+  copyTests: string[][];
   needs: Needs;
   warnings: string[];
 }
@@ -571,9 +571,12 @@ export function compile(sources: readonly SourceText[], schemaSrc?: SourceText):
     if (c.actions & TOOL_MASK) toolSet.push(i);
     if (c.actions & METHOD_MASK) methodSet.push(i);
   });
-  const tests = new Map<string, unknown>();
-  for (const i of toolSet) collectTests(copyJson[i]!.conditions, tests);
-  const testKeys = [...tests.keys()];
+  const copyTests: string[][] = copies.map(() => []);
+  for (const i of toolSet) {
+    const tests = new Map<string, unknown>();
+    collectTests(copyJson[i]!.conditions, tests);
+    copyTests[i] = [...tests.keys()];
+  }
   return {
     version: cedarVersion(sources, schemaSrc),
     policies,
@@ -582,7 +585,7 @@ export function compile(sources: readonly SourceText[], schemaSrc?: SourceText):
     toolSet,
     methodSet,
     copyJson,
-    testKeys,
+    copyTests,
     needs,
     warnings,
   };

@@ -3,7 +3,7 @@
 // both compute the same answer from the same inputs.
 import { ArgumentError, toCedarArguments, type CedarJson } from './args.js';
 import { ACT_APPROVE, ACT_FORWARD, ACT_MCP_METHOD, ACT_TOOLS_CALL, ACTION_NAME, resourceReads, type Plan } from './compile.js';
-import { collectTests, falsified, specialise, testHolds } from './tool-name.js';
+import { falsified, specialise, testHolds } from './tool-name.js';
 import { CedarLoadError, type CedarInput, type CedarVerdict } from './types.js';
 import { cedar } from './wasm.js';
 
@@ -21,11 +21,14 @@ export interface Prepared {
 const EVAL_ACTION = { type: 'ThoughtGate::Action', id: 'evaluate' };
 const DEFAULT_DENY = 'No policy permits this action (default-deny)';
 
-/** Preparse one set of the plan's copies in this thread (thread-local in cedar-wasm). */
-function preparse(plan: Plan, name: string, idx: readonly number[], texts: readonly string[] = plan.texts, prefix = 'c'): string {
+/**
+ * Preparse copies `members` in this thread (thread-local in cedar-wasm), each with Cedar id
+ * `c<copy>`; `texts[j]` is the text of `members[j]` (default: as compiled).
+ */
+function preparse(plan: Plan, name: string, members: readonly number[], texts: readonly string[] = members.map((i) => plan.texts[i]!)): string {
   const id = `thoughtgate:${plan.version}:${name}`;
   const staticPolicies: Record<string, string> = {};
-  for (const i of idx) staticPolicies[`${prefix}${i}`] = texts[i]!;
+  members.forEach((i, j) => (staticPolicies[`c${i}`] = texts[j]!));
   const r = cedar.preparsePolicySet(id, { staticPolicies });
   if (r.type === 'failure') throw new CedarLoadError(r.errors.map((e) => `internal: prepared set ${name}: ${e.message}`));
   return id;
@@ -38,7 +41,7 @@ function preparse(plan: Plan, name: string, idx: readonly number[], texts: reado
 export function prepare(plan: Plan, { toolSubsets = true }: { toolSubsets?: boolean } = {}): Prepared {
   const toolSetId = plan.toolSet.length === 0 ? undefined : preparse(plan, 'tool', plan.toolSet);
   const methodSetId = plan.methodSet.length === 0 ? undefined : preparse(plan, 'method', plan.methodSet);
-  const tools = toolSubsets && plan.testKeys.length > 0 && toolSetId !== undefined ? new ToolSubsets(plan, toolSetId) : null;
+  const tools = toolSubsets && plan.toolSet.some((i) => plan.copyTests[i]!.length > 0) && toolSetId !== undefined ? new ToolSubsets(plan, toolSetId) : null;
   return { plan, toolSetId, methodSetId, tools };
 }
 
@@ -69,9 +72,8 @@ class ToolSubsets {
   private readonly byTool = new Map<string, ToolSubset>();
   private readonly bySpecialised = new Map<string, ToolSubset>();
   private readonly whole: ToolSubset;
-  private readonly tests: ReadonlyMap<string, unknown>;
-  /** per copy: the keys of the tool-name tests in it (filled on first use) */
-  private readonly copyTests: (readonly string[] | undefined)[] = [];
+  /** every tool-name test of the tool set, key → node */
+  private readonly tests = new Map<string, unknown>();
   /** "copy:values of its tests" → its specialised text and the attributes it reads (null: unprintable) */
   private readonly specialised = new Map<string, { text: string; reads: readonly string[] } | null>();
 
@@ -80,7 +82,7 @@ class ToolSubsets {
     toolSetId: string,
   ) {
     this.whole = { setId: toolSetId, resource: plan.needs.resource };
-    this.tests = new Map(plan.testKeys.map((k) => [k, JSON.parse(k) as unknown]));
+    for (const i of plan.toolSet) for (const k of plan.copyTests[i]!) if (!this.tests.has(k)) this.tests.set(k, JSON.parse(k) as unknown);
   }
 
   lookup(tool: string): ToolSubset {
@@ -91,17 +93,6 @@ class ToolSubsets {
       this.byTool.set(tool, subset);
     }
     return subset;
-  }
-
-  private testsOf(i: number): readonly string[] {
-    let keys = this.copyTests[i];
-    if (keys === undefined) {
-      const found = new Map<string, unknown>();
-      collectTests(this.plan.copyJson[i]!.conditions, found);
-      keys = [...found.keys()];
-      this.copyTests[i] = keys;
-    }
-    return keys;
   }
 
   private compute(tool: string): ToolSubset {
@@ -124,7 +115,7 @@ class ToolSubsets {
       if (falsified(copy.conditions, values)) continue;
       // A copy specialised to the same test values is the same text: made once, not per tool name.
       let id = `${i}:`;
-      for (const k of this.testsOf(i)) {
+      for (const k of plan.copyTests[i]!) {
         const v = values(k);
         id += v === undefined ? '?' : v ? '1' : '0';
       }
@@ -148,7 +139,7 @@ class ToolSubsets {
     if (this.bySpecialised.size >= MAX_SUBSETS) return this.whole;
     let setId: string | undefined;
     try {
-      setId = members.length === 0 ? undefined : preparse(plan, `tool:${++subsetSeq}`, members, textsByCopy(members, texts));
+      setId = members.length === 0 ? undefined : preparse(plan, `tool:${++subsetSeq}`, members, texts);
     } catch {
       return this.whole; // a specialised text Cedar will not take: evaluate as written
     }
@@ -156,13 +147,6 @@ class ToolSubsets {
     this.bySpecialised.set(key, subset);
     return subset;
   }
-}
-
-/** texts[j] at index members[j] (what preparse reads by copy index) */
-function textsByCopy(members: readonly number[], texts: readonly string[]): string[] {
-  const out: string[] = [];
-  members.forEach((m, j) => (out[m] = texts[j]!));
-  return out;
 }
 
 function deny(reason: string, policyIds: string[] = [], errors: string[] = []): CedarVerdict {
