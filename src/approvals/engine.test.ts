@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { testRedis } from './testkit.js';
 import { GovError } from '../core/errors.js';
 import { ApprovalEngine, SYSTEM_AUTO_APPROVE, type NewApproval } from './engine.js';
 import { FileStore } from './store/file.js';
@@ -14,13 +14,7 @@ import { RedisStore } from './store/redis.js';
 import type { ApprovalChannel, ApprovalRecord, ApprovalState, Outcome, StateStore } from './types.js';
 import { TERMINAL_STATES } from './types.js';
 
-interface RedisServer { url: string; port: number; stop(): Promise<void> }
-// dist/approvals/engine.test.js → the repository root; imported by URL so tsc leaves the .mjs alone.
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const { startRedis } = (await import(pathToFileURL(join(ROOT, 'test/support/redis.mjs')).href)) as { startRedis(): Promise<RedisServer | null> };
-const redis = await startRedis();
-after(async () => { await redis?.stop(); });
-const NO_REDIS = redis === null ? 'redis-server is not on PATH (scripts/install-test-deps.sh installs it)' : false;
+const { redis, skip: NO_REDIS } = await testRedis();
 
 // --- stubs and rigs ----------------------------------------------------------------------
 

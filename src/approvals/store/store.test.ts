@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { testRedis } from '../testkit.js';
 import type { ApprovalRecord, ApprovalState, Grant, StateStore } from '../types.js';
 import { FileStore, StateDirInUseError } from './file.js';
 import { Redis } from 'ioredis';
@@ -15,13 +15,7 @@ import { RedisStore, redactRedisUrl } from './redis.js';
 
 // --- shared helpers ---------------------------------------------------------------------
 
-interface RedisServer { url: string; port: number; stop(): Promise<void> }
-// dist/approvals/store/store.test.js → the repository root; imported by URL so tsc leaves the .mjs alone.
-const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const { startRedis } = (await import(pathToFileURL(join(ROOT, 'test/support/redis.mjs')).href)) as { startRedis(): Promise<RedisServer | null> };
-const redis = await startRedis();
-after(async () => { await redis?.stop(); });
-const NO_REDIS = redis === null ? 'redis-server is not on PATH (scripts/install-test-deps.sh installs it)' : false;
+const { redis, skip: NO_REDIS } = await testRedis();
 
 let seq = 0;
 const uniq = (what: string) => `${what}-${process.pid}-${++seq}-${Math.random().toString(36).slice(2, 8)}`;
