@@ -13,7 +13,7 @@
 // Auth: the admin token as `Authorization: Bearer` or the cookie. A cookie is sent by the
 // browser on its own, so cookie-authenticated changes must also carry `x-thoughtgate-csrf: 1`
 // (a header another site cannot add without a CORS preflight we never answer).
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { secretMatcher } from '../core/secret.js';
 import type http from 'node:http';
 import type { ApprovalEngine } from '../approvals/engine.js';
 import { REFUSAL_STATUS, type ApprovalRecord, type ApprovalState, type Grant, type GrantScope, type WaitMode } from '../approvals/types.js';
@@ -143,8 +143,6 @@ const notAllowed = (req: http.IncomingMessage, res: http.ServerResponse, allow: 
 
 type Auth = { ok: true; by: 'bearer' | 'cookie' } | { ok: false };
 
-const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
-
 function cookieValue(req: http.IncomingMessage, name: string): string | undefined {
   const header = req.headers.cookie;
   if (header === undefined) return undefined;
@@ -162,9 +160,7 @@ function cookieValue(req: http.IncomingMessage, name: string): string | undefine
 }
 
 function makeAuth(token: string): { matches(presented: string | undefined): boolean; check(req: http.IncomingMessage): Auth } {
-  const want = digest(token);
-  // Comparing fixed-size digests keeps the comparison timing-safe whatever the lengths.
-  const matches = (presented: string | undefined): boolean => token !== '' && presented !== undefined && timingSafeEqual(digest(presented), want);
+  const matches = secretMatcher(token);
   return {
     matches,
     check(req) {

@@ -4,7 +4,8 @@
 //   POST /api/v1/governance/decide   {action}            → {decision, gate, reason, latency_us, snapshot, trace_id}
 //   POST /api/v1/governance/batch    {"actions": [...]}  → {"results": [...], snapshot, trace_id}
 // A whole batch is judged on one snapshot. Bearer auth when a token is configured.
-import { randomUUID, timingSafeEqual } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
+import { secretMatcher } from '../core/secret.js';
 import { FORWARD_UNGOVERNED, GATE_LABELS, type Decision } from '../gates/decision.js';
 import type { Snapshot } from '../policy/types.js';
 import type { HeaderMap } from '../upstream/types.js';
@@ -103,12 +104,14 @@ function toResult(d: Decision, micros: number, resource: string | undefined, err
   return r;
 }
 
+/** the matcher for the last token asked about (one per process in practice) */
+let tokenCheck: { token: string; matches: (presented: string | undefined) => boolean } | undefined;
+
 function authorized(headers: HeaderMap, token: string | undefined): boolean {
   if (token === undefined) return true;
-  const auth = headers['authorization'] ?? '';
-  const given = Buffer.from(auth.startsWith('Bearer ') ? auth.slice(7) : '');
-  const want = Buffer.from(token);
-  return given.length === want.length && timingSafeEqual(given, want);
+  if (tokenCheck?.token !== token) tokenCheck = { token, matches: secretMatcher(token) };
+  const auth = headers['authorization'];
+  return tokenCheck.matches(auth?.startsWith('Bearer ') ? auth.slice(7) : undefined);
 }
 
 /** Handles one API request (method, path, headers, body already read). */

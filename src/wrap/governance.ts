@@ -2,7 +2,8 @@
 // judges each agent→server request with the sidecar's own pipeline (same gates, Cedar,
 // approvals, audit, metrics), filters list answers, and exports the stdio metrics. Every
 // call needs the per-run secret; the approvals console and /metrics are on its admin port.
-import { randomUUID, timingSafeEqual } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
+import { secretMatcher } from '../core/secret.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -126,11 +127,8 @@ export async function startGovernanceService(o: GovernanceOptions): Promise<Gove
   });
   const pipeline = pipelineFor(() => snapshot, NO_UPSTREAM, approvals.gateway);
 
-  const expected = Buffer.from(`Bearer ${o.token}`);
-  const authorized = (ex: Exchange): boolean => {
-    const got = Buffer.from(ex.headers['authorization'] ?? '');
-    return got.length === expected.length && timingSafeEqual(got, expected);
-  };
+  const bearerMatches = secretMatcher(`Bearer ${o.token}`);
+  const authorized = (ex: Exchange): boolean => bearerMatches(ex.headers['authorization']);
 
   const judgeOne = async (req: JudgeRequest): Promise<JudgeAnswer> => {
     const { serverId, message } = req;
@@ -192,7 +190,7 @@ export async function startGovernanceService(o: GovernanceOptions): Promise<Gove
     }
     return out;
   };
-  const tokenHeader = Buffer.from(o.token);
+  const tokenMatches = secretMatcher(o.token);
   const httpServer = async (id: string, url: string): Promise<Pipeline> => {
     const known = httpServers.get(id);
     if (known !== undefined && known.url === url) return known.pipeline;
@@ -206,8 +204,7 @@ export async function startGovernanceService(o: GovernanceOptions): Promise<Gove
     return pipeline;
   };
   const proxyHttp = (ex: Exchange, id: string): void => {
-    const given = Buffer.from(ex.headers[HEADER_TOKEN] ?? '');
-    if (given.length !== tokenHeader.length || !timingSafeEqual(given, tokenHeader)) {
+    if (!tokenMatches(ex.headers[HEADER_TOKEN])) {
       return ex.respond(401, JSON_HEADERS, '{"error":"unauthorized","message":"the per-run governance token is missing or wrong"}');
     }
     const url = ex.headers[HEADER_UPSTREAM];
