@@ -42,8 +42,9 @@ test('SIGHUP swaps in the new rules; a broken config keeps the old snapshot serv
     assert.equal((await fetch(`http://127.0.0.1:${p.adminPort}/ready`)).status, 200);
     assert.equal(await codeFor(p, 'echo'), -32014, 'the previous snapshot still decides');
     assert.equal(await codeFor(p, 'get_time'), 'ok');
-    assert.match(p.logText(), /reload failed; the previous snapshot keeps serving/);
-    assert.match(p.logText(), /thoughtgate\.yaml:\d+/, 'the error names file and line');
+    const log = await until(() => p.logText(), (t) => /reload failed; the previous snapshot keeps serving/.test(t));
+    assert.match(log, /reload failed; the previous snapshot keeps serving/);
+    assert.match(log, /thoughtgate\.yaml:\d+/, 'the error names file and line');
     assert.ok(Number(await metric(p, /^thoughtgate_config_reloads_total\{outcome="success"\} (\d+)/m)) >= 1);
   } finally {
     await p.stop();
@@ -80,7 +81,8 @@ test('a reload that would switch upstreams is refused: the old snapshot and conn
     writeFileSync(p.cfg, sourceYaml('    url: http://127.0.0.1:9/mcp', { rules: denyRule('echo') }));
     p.proc.kill('SIGHUP');
     assert.ok(Number(await until(() => metric(p, /^thoughtgate_config_reloads_total\{outcome="failure"\} (\d+)/m), (v) => Number(v) >= 1)) >= 1);
-    assert.match(p.logText(), /sources\[0\]\.url changed/);
+    // The log line goes out asynchronously: it may land just after the counter moved.
+    assert.match(await until(() => p.logText(), (t) => /sources\[0\]\.url changed/.test(t)), /sources\[0\]\.url changed/);
     assert.equal(await codeFor(p, 'echo'), 'ok');
   } finally {
     await p.stop();
