@@ -96,7 +96,7 @@ telemetry:
     success_sample_rate: 0.10
 `);
     assert.deepEqual(c.approval, {
-      'slack-ops': { destination: { type: 'slack', channel: '#approvals' }, approvers: [], required_approvals: 1, timeout_ms: 300_000, on_timeout: 'deny', redact_fields: [] },
+      'slack-ops': { destination: { type: 'slack', channel: '#approvals' }, approvers: [], required_approvals: 1, timeout_ms: 300_000, on_timeout: 'deny', redact_fields: [], approver_tokens: {} },
     });
     assert.deepEqual(c.telemetry, {
       enabled: true,
@@ -130,7 +130,7 @@ describe('normalised shape and defaults', () => {
     assert.equal(c.schema, 1);
     assert.equal(c.path, F);
     assert.deepEqual(c.sources, [
-      { id: 'upstream', kind: 'mcp', url: 'http://localhost:3000', args: [], env: {}, enabled: true, expose: { mode: 'all', tools: [] } },
+      { id: 'upstream', kind: 'mcp', url: 'http://localhost:3000', args: [], env: {}, env_passthrough: [], enabled: true, expose: { mode: 'all', tools: [] } },
     ]);
     assert.deepEqual(c.telemetry, {
       enabled: false,
@@ -159,6 +159,7 @@ describe('normalised shape and defaults', () => {
       url: 'https://mcp.example.com/mcp',
       args: [],
       env: {},
+      env_passthrough: [],
       prefix: 'mcp_',
       description: 'Primary MCP server',
       enabled: false,
@@ -178,6 +179,7 @@ describe('normalised shape and defaults', () => {
       command: '/usr/bin/node',
       args: ['server.js', 'stdio'],
       env: { LOG_LEVEL: 'debug' },
+      env_passthrough: [],
       enabled: true,
       expose: { mode: 'all', tools: [] },
     });
@@ -222,6 +224,7 @@ describe('normalised shape and defaults', () => {
       on_timeout: 'approve',
       blocking_timeout_ms: 120_000,
       redact_fields: ['password', 'auth.token'],
+      approver_tokens: {},
     });
   });
 
@@ -236,6 +239,7 @@ describe('normalised shape and defaults', () => {
       timeout_ms: 600_000,
       on_timeout: 'deny',
       redact_fields: [],
+      approver_tokens: {},
     });
   });
 

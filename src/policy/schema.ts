@@ -34,6 +34,8 @@ const source = z
     command: z.string().optional(),
     args: z.array(z.string()).optional(),
     env: z.record(z.string()).optional(),
+    /** names of the proxy's own environment variables a stdio server may see (besides PATH, HOME, locale) */
+    env_passthrough: z.array(z.string()).optional(),
     prefix: z.string().optional(),
     description: z.string().optional(),
     enabled: z.boolean().optional(),
@@ -77,6 +79,8 @@ const workflow = z
     on_timeout: z.enum(['deny', 'approve']).optional(),
     blocking_timeout: duration.optional(),
     redact_fields: z.array(z.string()).optional(),
+    /** per-approver secrets: a vote made with one counts as that approver, whatever its body says */
+    approver_tokens: z.record(z.string()).optional(),
   })
   .strict();
 
@@ -131,6 +135,10 @@ export const configSchema = z
       .object({
         defaults: z.object({ action }).strict(),
         rules: z.array(rule).default([]),
+        /** methods outside the era's MCP method set: forwarded (default) or refused */
+        unknown_methods: z.enum(['forward', 'deny']).optional(),
+        /** how tool and prompt names are compared: exact (MCP names are case-sensitive) or casefold */
+        names: z.enum(['exact', 'casefold']).optional(),
       })
       .strict(),
     approval: z.record(workflow).optional(),

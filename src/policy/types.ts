@@ -21,6 +21,8 @@ export interface SourceConfig {
   command?: string;
   args: string[];
   env: Record<string, string>;
+  /** names of the proxy's environment variables passed to a stdio server (nothing else of ours is) */
+  env_passthrough: string[];
   prefix?: string;
   description?: string;
   enabled: boolean;
@@ -67,6 +69,8 @@ export interface WorkflowConfig {
   on_timeout: 'deny' | 'approve';
   blocking_timeout_ms?: number;
   redact_fields: string[];
+  /** approver name → that approver's own token (votes made with it count as that approver) */
+  approver_tokens: Record<string, string>;
 }
 
 export interface CedarConfig {
@@ -90,6 +94,10 @@ export interface Config {
   governance: {
     defaults: { action: Action };
     rules: RuleConfig[];
+    /** methods outside the era's MCP method set (lookalikes of governed methods are refused always) */
+    unknown_methods: 'forward' | 'deny';
+    /** tool and prompt names: exact (default) or compared case-folded */
+    names: 'exact' | 'casefold';
   };
   approval: Record<string, WorkflowConfig>;
   cedar?: CedarConfig;

@@ -95,7 +95,7 @@ export function validate(raw: RawConfig, js: unknown, dir: string, ctx: ConfigCo
   // approval workflows
   const workflows = raw.approval ?? {};
   const workflowNames = Object.keys(workflows);
-  for (const name of workflowNames) checkWorkflow(name, workflows[name]!, ['approval', name], err);
+  for (const name of workflowNames) checkWorkflow(name, workflows[name]!, ['approval', name], err, warn);
 
   // rules
   raw.governance.rules.forEach((r, i) => {
@@ -142,6 +142,8 @@ export function validate(raw: RawConfig, js: unknown, dir: string, ctx: ConfigCo
         rules: raw.governance.rules.map((r) =>
           clean<RuleConfig>({ match: r.match, action: r.action, approval: r.approval, policy_id: r.policy_id, source: r.source, description: r.description }),
         ),
+        unknown_methods: raw.governance.unknown_methods ?? 'forward',
+        names: raw.governance.names ?? 'exact',
       },
       approval: Object.fromEntries(workflowNames.map((n) => [n, normaliseWorkflow(workflows[n]!)])),
       ...(cedar === undefined ? {} : { cedar }),
@@ -175,6 +177,7 @@ function checkSource(s: RawSource, at: YamlPath, ids: Set<string>, prefixes: Set
   if (s.command === undefined) {
     if (s.args !== undefined) err([...at, 'args'], "'args' is only valid with 'command'");
     if (s.env !== undefined) err([...at, 'env'], "'env' is only valid with 'command'");
+    if (s.env_passthrough !== undefined) err([...at, 'env_passthrough'], "'env_passthrough' is only valid with 'command'");
   }
   const ex = s.expose;
   if (ex === undefined) return;
@@ -191,7 +194,10 @@ function checkSource(s: RawSource, at: YamlPath, ids: Set<string>, prefixes: Set
   });
 }
 
-function checkWorkflow(name: string, w: RawWorkflow, at: YamlPath, err: Err): void {
+/** shortest per-approver token accepted: anything shorter is guessable */
+export const MIN_APPROVER_TOKEN_CHARS = 16;
+
+function checkWorkflow(name: string, w: RawWorkflow, at: YamlPath, err: Err, warn: Err): void {
   if (w.destination !== undefined && w.adapter !== undefined) {
     err([...at, 'adapter'], "give either 'destination' or the short form 'adapter' + 'channel', not both");
   } else if (w.destination === undefined && w.adapter === undefined) {
@@ -211,6 +217,18 @@ function checkWorkflow(name: string, w: RawWorkflow, at: YamlPath, err: Err): vo
   }
   if (w.required_approvals !== undefined && w.approvers !== undefined && w.approvers.length > 0 && w.approvers.length < w.required_approvals) {
     err([...at, 'required_approvals'], `workflow '${name}' needs ${w.required_approvals} approvals but lists only ${w.approvers.length} approvers`);
+  }
+  const seen = new Map<string, string>();
+  for (const [who, token] of Object.entries(w.approver_tokens ?? {})) {
+    const where = [...at, 'approver_tokens', who];
+    if (who.trim() === '') err(where, 'an approver name must not be empty');
+    if (token.length < MIN_APPROVER_TOKEN_CHARS) err(where, `approver '${who}' has a token of ${token.length} characters; at least ${MIN_APPROVER_TOKEN_CHARS} are needed`);
+    const twin = seen.get(token);
+    if (twin !== undefined) err(where, `approvers '${twin}' and '${who}' share one token: each approver needs their own`);
+    seen.set(token, who);
+    if (w.approvers !== undefined && w.approvers.length > 0 && !w.approvers.includes(who)) {
+      warn(where, `'${who}' has a token but is not in approvers of workflow '${name}': their votes will be refused`);
+    }
   }
   for (const field of ['timeout', 'blocking_timeout'] as const) {
     const ms = w[field];
@@ -273,6 +291,7 @@ function normaliseSource(s: RawSource): SourceConfig {
     command: s.command,
     args: s.args ?? [],
     env: s.env ?? {},
+    env_passthrough: s.env_passthrough ?? [],
     prefix: s.prefix,
     description: s.description,
     enabled: s.enabled ?? true,
@@ -294,6 +313,7 @@ function normaliseWorkflow(w: RawWorkflow): WorkflowConfig {
     on_timeout: w.on_timeout ?? 'deny',
     blocking_timeout_ms: w.blocking_timeout,
     redact_fields: w.redact_fields ?? [],
+    approver_tokens: w.approver_tokens ?? {},
   });
 }
 

@@ -62,7 +62,7 @@ export function withServers(snapshot: Snapshot, ids: readonly string[]): Snapsho
   const sources = new Map<string, CompiledSource>(snapshot.sources);
   for (const id of missing) {
     const expose = { mode: 'all' as const, tools: [] };
-    sources.set(id, { config: { id, kind: 'mcp', args: [], env: {}, enabled: true, expose }, visible: visibilityMatcher(expose) });
+    sources.set(id, { config: { id, kind: 'mcp', args: [], env: {}, env_passthrough: [], enabled: true, expose }, visible: visibilityMatcher(expose) });
   }
   return { ...snapshot, sources };
 }
