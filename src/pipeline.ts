@@ -190,7 +190,7 @@ export class Pipeline {
       }
       if (isRequest) {
         if (o.approvals !== undefined && method.startsWith('tasks/') && o.approvals.isOurs(method, params)) {
-          this.answerTask(ex, method, params, id, correlationId, started);
+          this.answerTask(ex, method, params, id, correlationId, started, sessionId);
           return;
         }
         const verdict = this.judgeOne(method, params, correlationId, sessionId, snapshot);
@@ -234,9 +234,9 @@ export class Pipeline {
     });
   }
 
-  private answerTask(ex: Exchange, method: string, params: Record<string, unknown> | undefined, id: unknown, correlationId: string, started: number): void {
+  private answerTask(ex: Exchange, method: string, params: Record<string, unknown> | undefined, id: unknown, correlationId: string, started: number, sessionId: string | undefined): void {
     const o = this.o;
-    o.approvals!.taskMethod(method, params, id, correlationId).then((a) => {
+    o.approvals!.taskMethod(method, params, id, correlationId, sessionId).then((a) => {
       o.telemetry.request(method, undefined, a.error ? 'error' : 'success', performance.now() - started);
       ex.respond(200, JSON_HEADERS, a.body);
     }, (err: unknown) => {

@@ -240,7 +240,7 @@ export class ApprovalGateway {
   }
 
   /** The JSON-RPC answer to a tasks/* request, and whether it is an error (for the metrics). */
-  async taskMethod(method: string, params: Record<string, unknown> | undefined, id: unknown, correlationId: string): Promise<{ body: string; error: boolean }> {
+  async taskMethod(method: string, params: Record<string, unknown> | undefined, id: unknown, correlationId: string, _sessionId?: string): Promise<{ body: string; error: boolean }> {
     const o = this.o;
     const ok = (result: unknown): { body: string; error: boolean } => ({ body: JSON.stringify({ jsonrpc: '2.0', id, result }), error: false });
     const fail = (err: GovError): { body: string; error: boolean } => ({ body: errorResponse(id, err, correlationId), error: true });
