@@ -21,6 +21,7 @@ import { startTrafficServer, type TrafficServer } from './transport/http-server.
 import { LeanHttpUpstream } from './upstream/h1/client.js';
 import { createApprovals, type Approvals } from './approvals/setup.js';
 import { StdioUpstream } from './upstream/stdio.js';
+import { buildChildEnv, ourSecrets } from './upstream/child-env.js';
 import type { Upstream } from './upstream/types.js';
 
 export const VERSION = '0.1.0';
@@ -40,10 +41,11 @@ function upstreamChange(a: SourceConfig, b: SourceConfig): string | undefined {
   if (a.command !== b.command) return 'command';
   if (JSON.stringify(a.args) !== JSON.stringify(b.args)) return 'args';
   if (JSON.stringify(a.env) !== JSON.stringify(b.env)) return 'env';
+  if (JSON.stringify(a.env_passthrough) !== JSON.stringify(b.env_passthrough)) return 'env_passthrough';
   return undefined;
 }
 
-async function makeUpstream(source: SourceConfig, s: Settings): Promise<Upstream> {
+async function makeUpstream(source: SourceConfig, s: Settings, config: Snapshot['config']): Promise<Upstream> {
   if (source.url !== undefined) {
     const opts = { url: source.url, requestTimeoutMs: s.requestTimeoutMs, streamReadTimeoutMs: s.streamReadTimeoutMs, connections: s.upstreamConnections };
     // Plain HTTP upstreams (the sidecar case) use our lean HTTP/1.1 client: half undici's CPU
@@ -53,10 +55,13 @@ async function makeUpstream(source: SourceConfig, s: Settings): Promise<Upstream
     return new HttpUpstream(opts);
   }
   const stdioLog = logger.child({ source: source.id });
+  // Built once, before anything is spawned: a config that would hand the server one of our
+  // secrets fails the start here instead of leaking later.
+  const env = buildChildEnv({ sourceId: source.id, env: source.env, passthrough: source.env_passthrough, secrets: ourSecrets(process.env, config) }, process.env);
   return new StdioUpstream({
     command: source.command!,
     args: source.args,
-    env: source.env,
+    env,
     maxSessions: s.limits.maxStdioSessions,
     poolSize: s.stdioPoolSize,
     idleMs: s.stdioIdleMs,
@@ -93,7 +98,14 @@ export async function startSidecar(s: Settings): Promise<Sidecar> {
     throw e;
   }
   const source = snapshot.config.sources[0]!;
-  const upstream = await makeUpstream(source, s);
+  let upstream: Upstream;
+  try {
+    upstream = await makeUpstream(source, s, snapshot.config);
+  } catch (e) {
+    await snapshot.cedar?.close();
+    await admin.close();
+    throw e;
+  }
   const audit = createAuditWriter({ path: s.auditPath, onError: (err) => logger.error({ err: err.message }, 'audit trail write failed') });
   try {
     await audit.opened;

@@ -13,6 +13,7 @@ import type { HeaderMap, ResponseSink, Upstream, UpstreamRequest } from './types
 export interface StdioUpstreamOptions {
   command: string;
   args: string[];
+  /** the child's complete environment (child-env.ts builds it): nothing of the proxy's is added */
   env: Record<string, string>;
   maxSessions: number;
   /** children kept for stateless 2026-07-28 requests */
@@ -116,7 +117,7 @@ class StdioSession {
     opts: StdioUpstreamOptions,
   ) {
     this.child = spawn(opts.command, opts.args, {
-      env: { ...process.env, ...opts.env },
+      env: opts.env,
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     const splitter = new LineSplitter(opts.maxLineBytes, (line) => this.onLine(line, opts), () => {
