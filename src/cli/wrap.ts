@@ -16,6 +16,19 @@ import { AGENT_TYPES as AGENTS, detectAgent, discoverConfigs, type AgentType, ty
 import { planRewrite, type RewritePlan } from '../wrap/rewrite.js';
 import { acquireLock, findStale, restore, writeBackup, type Lock } from '../wrap/backup.js';
 import { dryRunDiff } from '../wrap/dry-run.js';
+import { withoutOurs } from '../upstream/child-env.js';
+
+/**
+ * THOUGHTGATE_* settings the agent keeps: the shims it launches read them (limits, log level).
+ * Everything else of ours (an admin or API token in the user's shell, the log file wrap set)
+ * stays out of the agent: it is governed, and the admin token would let it approve its own calls.
+ */
+export const AGENT_KEEPS = ['THOUGHTGATE_LOG_LEVEL', 'THOUGHTGATE_MAX_LINE_BYTES', 'THOUGHTGATE_MAX_JSON_DEPTH'] as const;
+
+/** The agent's environment: ours minus our settings and secrets, plus the wrapped marker. */
+export function agentEnv(env: NodeJS.ProcessEnv): Record<string, string> {
+  return { ...withoutOurs(env, AGENT_KEEPS), [ENV_ACTIVE]: '1' };
+}
 
 
 export const WRAP_HELP = `Usage: thoughtgate wrap [options] -- <agent command…>
@@ -213,7 +226,7 @@ export async function wrapCommand(args: string[]): Promise<number> {
   process.on('uncaughtException', onFatal);
   process.on('unhandledRejection', onFatal);
 
-  const child = spawn(positionals[0]!, positionals.slice(1), { stdio: 'inherit', env: { ...process.env, [ENV_ACTIVE]: '1' } });
+  const child = spawn(positionals[0]!, positionals.slice(1), { stdio: 'inherit', env: agentEnv(process.env) });
   const forward = (sig: NodeJS.Signals) => () => {
     if (child.exitCode === null && child.signalCode === null) child.kill(sig);
   };

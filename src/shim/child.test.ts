@@ -17,12 +17,12 @@ describe('ServerProcess', () => {
     assert.equal(exitCodeOf({ code: null, signal: 'SIGINT' }), 130);
   });
 
-  it('the server never sees the governance secret, URL, server id or the wrapped marker', () => {
+  it('the server never sees the governance secret, URL, server id, the wrapped marker or anything else of ours', () => {
     const env = serverEnv({
       PATH: '/bin', THOUGHTGATE_GOVERNANCE_TOKEN: 't', THOUGHTGATE_GOVERNANCE_URL: 'u', THOUGHTGATE_SERVER_ID: 's', THOUGHTGATE_ACTIVE: '1',
-      THOUGHTGATE_OTHER: 'kept',
+      THOUGHTGATE_ADMIN_TOKEN: 'from the user shell', THOUGHTGATE_OTHER: 'x', GITHUB_TOKEN: 'the agent config gave it',
     });
-    assert.deepEqual(env, { PATH: '/bin', THOUGHTGATE_OTHER: 'kept' });
+    assert.deepEqual(env, { PATH: '/bin', GITHUB_TOKEN: 'the agent config gave it' });
   });
 
   it('runs in its own process group, with stderr piped to the given stream', async () => {

@@ -5,10 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { constants } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
-import { ENV_ACTIVE, ENV_GOVERNANCE_TOKEN, ENV_GOVERNANCE_URL, ENV_SERVER_ID } from '../wrap/protocol.js';
-
-/** Never passed to the server: the secret is the shim's, and the rest would make it think it is wrapped. */
-export const STRIPPED_ENV = [ENV_GOVERNANCE_TOKEN, ENV_GOVERNANCE_URL, ENV_SERVER_ID, ENV_ACTIVE] as const;
+import { withoutOurs } from '../upstream/child-env.js';
 
 export interface ServerExit {
   code: number | null;
@@ -41,10 +38,14 @@ export function spawnFailureCode(err: NodeJS.ErrnoException): number {
   return 1;
 }
 
+/**
+ * The server's environment: what the agent gave the shim (its config's `env` for this server
+ * is the agent's business), minus every THOUGHTGATE_* variable — the per-run governance token
+ * and URL are the shim's, THOUGHTGATE_ACTIVE would make a nested wrap think it is wrapped, and
+ * anything else of ours (an admin token in the user's shell) is no server's business.
+ */
 export function serverEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  const out: NodeJS.ProcessEnv = { ...env };
-  for (const k of STRIPPED_ENV) delete out[k];
-  return out;
+  return withoutOurs(env);
 }
 
 export class ServerProcess {

@@ -271,7 +271,7 @@ describe('two wraps of one config at once', () => {
 // ---- backup and restore -----------------------------------------------------------------------
 
 describe('writeBackup', () => {
-  it('writes the backup (original bytes) and the marker before replacing the config, keeping its mode', () => {
+  it('writes the backup (original bytes) and the marker before replacing the config; owner-only while wrapped, its mode back on restore', () => {
     const file = fresh();
     chmodSync(file, 0o640);
     const { lock, original, plan, backupPath, markerPath } = wrapFile(file);
@@ -279,7 +279,7 @@ describe('writeBackup', () => {
       assert.equal(backupPath, `${file}.thoughtgate-backup`);
       assert.ok(readFileSync(backupPath).equals(original));
       assert.equal(readFileSync(file, 'utf8'), plan.text);
-      assert.equal(statSync(file).mode & 0o777, 0o640);
+      assert.equal(statSync(file).mode & 0o777, 0o600, 'the rewritten file holds the per-run token');
       assert.equal(statSync(backupPath).mode & 0o777, 0o640);
       assert.equal(statSync(markerPath).mode & 0o777, 0o600);
       const m = JSON.parse(readFileSync(markerPath, 'utf8'));

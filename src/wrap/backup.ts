@@ -331,7 +331,9 @@ export function writeBackup(configPath: string, originalBytes: Uint8Array, rewri
     rewrittenText,
   };
   writeFileAtomic(paths.marker, Buffer.from(JSON.stringify(marker, null, 2) + '\n'), 0o600);
-  writeFileAtomic(paths.config, rewritten, mode);
+  // The rewritten file holds the run's governance token: owner-only while wrapped (the
+  // marker keeps the original mode, which restore gives back).
+  writeFileAtomic(paths.config, rewritten, 0o600);
   return { backupPath: paths.backup, markerPath: paths.marker };
 }
 
