@@ -419,7 +419,7 @@ export class Pipeline {
       return;
     }
     const started = performance.now();
-    handleDecisionApi(ex.method, ex.path, ex.headers, ex.body, o.decisionApi).then((r) => {
+    handleDecisionApi(ex.method, ex.path, ex.headers, ex.body, o.decisionApi, ex).then((r) => {
       o.telemetry.request(ex.path.endsWith('/batch') ? 'api/batch' : 'api/decide', undefined, r.status === 200 ? 'success' : 'error', performance.now() - started);
       ex.respond(r.status, r.headers, r.body);
     }, (err: Error) => {

@@ -1,11 +1,14 @@
 // The decision API on the traffic port: same gates as the proxy, answered as data, never
-// forwarded upstream, one snapshot per batch, Bearer auth when configured.
+// forwarded upstream, one snapshot per batch, a Bearer token required unless open to loopback.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
+import { networkInterfaces } from 'node:os';
 import { startProxy, startRecordingUpstream, post, sourceYaml } from './helpers.mjs';
 
 let up, proxy;
+const TOKEN = 'decision-api-test-token';
+const AUTH = { authorization: `Bearer ${TOKEN}` };
 const rules = `    - match: "delete_*"
       action: deny
     - match: "pay_*"
@@ -18,17 +21,20 @@ const expose = `    expose:
 
 before(async () => {
   up = await startRecordingUpstream();
-  proxy = await startProxy(sourceYaml(`    url: ${up.url}`, { rules, expose }));
+  proxy = await startProxy(sourceYaml(`    url: ${up.url}`, { rules, expose }), { env: { THOUGHTGATE_API_TOKEN: TOKEN } });
 });
 after(async () => {
   await proxy?.stop();
   up?.close();
 });
 
-const api = async (p, path, body, headers = {}) => {
-  const r = await fetch(`http://127.0.0.1:${p.port}/api/v1/governance/${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: typeof body === 'string' ? body : JSON.stringify(body) });
-  return { status: r.status, body: await r.json() };
+const api = async (p, path, body, headers = AUTH, host = '127.0.0.1') => {
+  const r = await fetch(`http://${host}:${p.port}/api/v1/governance/${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+  return { status: r.status, body: await r.json(), wwwAuthenticate: r.headers.get('www-authenticate') };
 };
+
+/** A non-loopback IPv4 address of this machine that reaches a 0.0.0.0 listener, if any. */
+const external = () => Object.values(networkInterfaces()).flat().find((i) => i && i.family === 'IPv4' && !i.internal)?.address;
 
 test('batch: seed 003 shape, decisions with gate, reason and latency, one snapshot and trace id', async () => {
   const r = await api(proxy, 'batch', { actions: [
@@ -69,9 +75,9 @@ test('bad requests get clear 4xx answers', async () => {
   assert.equal((await api(proxy, 'decide', { method: 'resources/read' })).status, 400);
   assert.equal((await api(proxy, 'batch', { actions: Array.from({ length: 101 }, () => ({ tool: 'echo' })) })).status, 413);
   assert.equal((await api(proxy, 'batch', { actions: Array.from({ length: 100 }, () => ({ tool: 'echo' })) })).status, 200);
-  const unknown = await fetch(`http://127.0.0.1:${proxy.port}/api/v1/governance/other`, { method: 'POST', body: '{}' });
+  const unknown = await fetch(`http://127.0.0.1:${proxy.port}/api/v1/governance/other`, { method: 'POST', body: '{}', headers: AUTH });
   assert.equal(unknown.status, 404);
-  const get = await fetch(`http://127.0.0.1:${proxy.port}/api/v1/governance/batch`);
+  const get = await fetch(`http://127.0.0.1:${proxy.port}/api/v1/governance/batch`, { headers: AUTH });
   assert.equal(get.status, 405);
   assert.equal(up.bodies.length, 0, 'the reserved prefix is never forwarded');
 });
@@ -92,7 +98,7 @@ test('the API and the proxy path agree on every call of a corpus', async () => {
 });
 
 test('a batch is judged on one snapshot even while reloads land', async () => {
-  const p = await startProxy(sourceYaml(`    url: ${up.url}`));
+  const p = await startProxy(sourceYaml(`    url: ${up.url}`), { env: { THOUGHTGATE_API_TOKEN: TOKEN } });
   try {
     const configs = [sourceYaml(`    url: ${up.url}`), sourceYaml(`    url: ${up.url}`, { rules: `    - match: "*"\n      action: deny` })];
     let flips = 0;
@@ -123,12 +129,64 @@ test('a batch is judged on one snapshot even while reloads land', async () => {
 test('THOUGHTGATE_API_TOKEN requires a Bearer token', async () => {
   const p = await startProxy(sourceYaml(`    url: ${up.url}`), { env: { THOUGHTGATE_API_TOKEN: 's3cret-token' } });
   try {
-    assert.equal((await api(p, 'decide', { tool: 'echo' })).status, 401);
+    const none = await api(p, 'decide', { tool: 'echo' }, {});
+    assert.equal(none.status, 401);
+    assert.equal(none.wwwAuthenticate, 'Bearer');
     assert.equal((await api(p, 'decide', { tool: 'echo' }, { authorization: 'Bearer wrong' })).status, 401);
     const ok = await api(p, 'decide', { tool: 'echo' }, { authorization: 'Bearer s3cret-token' });
     assert.equal(ok.status, 200);
     assert.equal(ok.body.decision, 'forward');
+    // the scheme is case-insensitive (RFC 9110), blanks around the token are allowed
+    for (const h of ['bearer s3cret-token', 'BEARER s3cret-token', 'BeArEr \ts3cret-token ']) {
+      assert.equal((await api(p, 'decide', { tool: 'echo' }, { authorization: h })).status, 200, h);
+    }
+    // … but it is still that scheme and exactly that token
+    for (const h of ['Basic s3cret-token', 'Bearers3cret-token', 'Bearer s3cret-token extra', 'Bearer S3CRET-TOKEN', 's3cret-token']) {
+      assert.equal((await api(p, 'decide', { tool: 'echo' }, { authorization: h })).status, 401, h);
+    }
   } finally {
     await p.stop();
+  }
+});
+
+test('no THOUGHTGATE_API_TOKEN: decide and batch refuse every caller, saying how to configure it', async () => {
+  const p = await startProxy(sourceYaml(`    url: ${up.url}`, { rules }));
+  const seenBefore = up.bodies.length;
+  try {
+    for (const [path, body] of [['decide', { tool: 'delete_user' }], ['batch', { actions: [{ tool: 'delete_user' }] }]]) {
+      for (const headers of [{}, { authorization: 'Bearer anything' }]) {
+        const r = await api(p, path, body, headers);
+        assert.equal(r.status, 403, path);
+        assert.equal(r.body.error, 'api_token_not_configured');
+        assert.match(r.body.message, /THOUGHTGATE_API_TOKEN/);
+        assert.match(r.body.message, /THOUGHTGATE_API_OPEN=loopback/);
+        assert.ok(!('decision' in r.body) && !('results' in r.body), 'no decision is given away');
+      }
+    }
+    assert.match(p.logText(), /"decision_api":"closed \(set THOUGHTGATE_API_TOKEN\)"/, 'the start says the API is closed');
+    assert.equal(up.bodies.length, seenBefore, 'nothing was forwarded');
+  } finally {
+    await p.stop();
+  }
+});
+
+test('THOUGHTGATE_API_OPEN=loopback: a loopback caller needs no token, any other caller still does', async (t) => {
+  const p = await startProxy(sourceYaml(`    url: ${up.url}`, { rules }), { env: { THOUGHTGATE_API_OPEN: 'loopback', THOUGHTGATE_BIND: '0.0.0.0' } });
+  const q = await startProxy(sourceYaml(`    url: ${up.url}`, { rules }), { env: { THOUGHTGATE_API_OPEN: 'loopback', THOUGHTGATE_API_TOKEN: TOKEN, THOUGHTGATE_BIND: '0.0.0.0' } });
+  try {
+    const local = await api(p, 'decide', { tool: 'delete_user' }, {});
+    assert.equal(local.status, 200);
+    assert.equal(local.body.decision, 'deny');
+    assert.equal((await api(q, 'batch', { actions: [{ tool: 'echo' }] }, {})).status, 200, 'loopback, with a token configured too');
+    const addr = external();
+    if (addr === undefined) return t.skip('no non-loopback IPv4 address on this machine');
+    const remote = await api(p, 'decide', { tool: 'delete_user' }, {}, addr);
+    assert.equal(remote.status, 403, `a caller from ${addr} is not loopback`);
+    assert.ok(!('decision' in remote.body));
+    assert.equal((await api(q, 'decide', { tool: 'echo' }, {}, addr)).status, 401, 'not loopback: the token is required');
+    assert.equal((await api(q, 'decide', { tool: 'echo' }, AUTH, addr)).status, 200, 'not loopback, with the token');
+  } finally {
+    await p.stop();
+    await q.stop();
   }
 });

@@ -3,9 +3,14 @@
 // prefix that is never forwarded upstream:
 //   POST /api/v1/governance/decide   {action}            → {decision, gate, reason, latency_us, snapshot, trace_id}
 //   POST /api/v1/governance/batch    {"actions": [...]}  → {"results": [...], snapshot, trace_id}
-// A whole batch is judged on one snapshot. Bearer auth when a token is configured.
+// A whole batch is judged on one snapshot. Answers reveal the policy (which tools exist, are
+// hidden or denied), so a token is required by default: THOUGHTGATE_API_TOKEN, sent as
+// `Authorization: Bearer <token>` (scheme in any case). Without one configured every request
+// is refused, saying how to configure it — unless THOUGHTGATE_API_OPEN=loopback, which answers
+// callers whose TCP peer address is loopback without a token (others still need the token).
 import { randomUUID } from 'node:crypto';
 import { secretMatcher } from '../core/secret.js';
+import { isLoopbackAddress } from '../transport/peer.js';
 import { FORWARD_UNGOVERNED, GATE_LABELS, type Decision } from '../gates/decision.js';
 import type { Snapshot } from '../policy/types.js';
 import type { HeaderMap } from '../upstream/types.js';
@@ -48,8 +53,10 @@ export interface DecisionApiDeps {
   snapshot: () => Snapshot;
   /** the proxy's own judge: gates 1–3 (and Cedar), before what gate 4 does with approve */
   judge: (query: ApiQuery, snapshot: Snapshot) => Decision | Promise<Decision>;
-  /** THOUGHTGATE_API_TOKEN; undefined = no auth */
+  /** THOUGHTGATE_API_TOKEN; undefined = only loopback callers when openToLoopback, else nobody */
   token: string | undefined;
+  /** THOUGHTGATE_API_OPEN=loopback: a loopback peer needs no token */
+  openToLoopback?: boolean;
   maxBatchSize: number;
   errorCodeOf: (d: Decision) => number | undefined;
 }
@@ -107,19 +114,43 @@ function toResult(d: Decision, micros: number, resource: string | undefined, err
 /** the matcher for the last token asked about (one per process in practice) */
 let tokenCheck: { token: string; matches: (presented: string | undefined) => boolean } | undefined;
 
-function authorized(headers: HeaderMap, token: string | undefined): boolean {
-  if (token === undefined) return true;
-  if (tokenCheck?.token !== token) tokenCheck = { token, matches: secretMatcher(token) };
-  const auth = headers['authorization'];
-  return tokenCheck.matches(auth?.startsWith('Bearer ') ? auth.slice(7) : undefined);
+/** RFC 9110 §11.1: the auth scheme is case-insensitive; blanks around the token. */
+const BEARER = /^bearer[ \t]+([^ \t]+)[ \t]*$/i;
+
+/** The token of an `Authorization: Bearer …` header; undefined for any other shape. */
+export function bearerToken(auth: string | undefined): string | undefined {
+  if (auth === undefined) return undefined;
+  return BEARER.exec(auth.trim())?.[1];
 }
 
-/** Handles one API request (method, path, headers, body already read). */
-export async function handleDecisionApi(method: string, path: string, headers: HeaderMap, body: Buffer | null, deps: DecisionApiDeps): Promise<ApiResponse> {
+/** The caller whose request this is (the traffic port's Exchange): read only when needed. */
+export interface ApiPeer {
+  readonly remoteAddress: string;
+}
+
+const NOT_CONFIGURED = 'the decision API needs a token: set THOUGHTGATE_API_TOKEN on the proxy and send Authorization: Bearer <token> ' +
+  '(or set THOUGHTGATE_API_OPEN=loopback to answer callers on this host without one)';
+
+/** undefined when the caller may ask; otherwise the refusal. */
+function refusal(headers: HeaderMap, deps: DecisionApiDeps, peer: ApiPeer | undefined): ApiResponse | undefined {
+  if (deps.openToLoopback === true && peer !== undefined && isLoopbackAddress(peer.remoteAddress)) return undefined;
+  const token = deps.token;
+  if (token === undefined) return { ...fail(403, 'api_token_not_configured', NOT_CONFIGURED) };
+  if (tokenCheck?.token !== token) tokenCheck = { token, matches: secretMatcher(token) };
+  if (tokenCheck.matches(bearerToken(headers['authorization']))) return undefined;
+  return { ...fail(401, 'unauthorized', 'a valid Bearer token is required (Authorization: Bearer <THOUGHTGATE_API_TOKEN>)'), headers: { ...JSON_HEADERS, 'www-authenticate': 'Bearer' } };
+}
+
+/**
+ * Handles one API request (method, path, headers, body already read). `peer` is asked for its
+ * address only under THOUGHTGATE_API_OPEN=loopback, before anything is awaited.
+ */
+export async function handleDecisionApi(method: string, path: string, headers: HeaderMap, body: Buffer | null, deps: DecisionApiDeps, peer?: ApiPeer): Promise<ApiResponse> {
   const route = path.split('?')[0];
   if (route !== `${API_PREFIX}/decide` && route !== `${API_PREFIX}/batch`) return fail(404, 'not_found', `no such endpoint: ${route}`);
   if (method !== 'POST') return { ...fail(405, 'method_not_allowed', 'use POST'), headers: { ...JSON_HEADERS, allow: 'POST' } };
-  if (!authorized(headers, deps.token)) return { ...fail(401, 'unauthorized', 'a valid Bearer token is required'), headers: { ...JSON_HEADERS, 'www-authenticate': 'Bearer' } };
+  const refused = refusal(headers, deps, peer);
+  if (refused !== undefined) return refused;
   let input: unknown;
   try {
     input = JSON.parse((body ?? Buffer.alloc(0)).toString('utf8'));

@@ -113,6 +113,22 @@ export class Exchange {
     return this.headWritten;
   }
 
+  private peer: string | undefined;
+
+  /**
+   * The TCP peer's address as uWS prints it ('127.0.0.1', or all eight IPv6 groups:
+   * '0000:…:0001', IPv4 on a dual-stack socket as '0000:…:ffff:7f00:0001'). Computed on first
+   * use only (the proxy path never asks); '' once the exchange is over, when uWS's response
+   * object may no longer be touched. Forwarding headers are not consulted: they are the
+   * client's word.
+   */
+  get remoteAddress(): string {
+    if (this.peer !== undefined) return this.peer;
+    if (this.aborted || this.finished) return '';
+    this.peer = Buffer.from(this.res.getRemoteAddressAsText()).toString('latin1');
+    return this.peer;
+  }
+
   private readonly drained = (): boolean => {
     this.onDrain?.();
     return true;
