@@ -150,6 +150,7 @@ export async function startSidecar(s: Settings): Promise<Sidecar> {
         principal: q.principal === undefined ? identity.principal : { ...identity.principal, id: q.principal },
       }, snap),
       token: s.apiToken,
+      openToLoopback: s.apiOpenLoopback,
       maxBatchSize: s.limits.maxBatchSize,
       errorCodeOf: (d) => (d.error === undefined ? undefined : codeOf(d.error)),
     },
@@ -203,7 +204,8 @@ export async function startSidecar(s: Settings): Promise<Sidecar> {
   metrics.setStartupDuration((performance.now() - startedAt) / 1000);
   logger.info({
     port: traffic.port, admin_port: admin.port, mode: s.mode, source: source.id, upstream: upstream.target, config: configPath,
-    snapshot: snapshot.version, audit: s.auditPath,
+    snapshot: snapshot.version, audit: s.auditPath, admin_bind: s.adminBind,
+    decision_api: s.apiToken !== undefined ? (s.apiOpenLoopback ? 'token, or none from loopback' : 'token') : s.apiOpenLoopback ? 'loopback callers only' : 'closed (set THOUGHTGATE_API_TOKEN)',
   }, 'thoughtgate ready');
 
   let shuttingDown: Promise<void> | undefined;

@@ -32,3 +32,39 @@ test('limits are validated at and past their edges', () => {
   assert.throws(() => resolveSettings({}, { THOUGHTGATE_OUTBOUND_PORT: '7469' }), /both 7469/);
   assert.deepEqual(resolveSettings({}, { THOUGHTGATE_ALLOWED_ORIGINS: ' https://a.example , ,https://b.example' }).allowedOrigins, ['https://a.example', 'https://b.example']);
 });
+
+test('the admin and inbound ports follow --bind / THOUGHTGATE_BIND unless set themselves', () => {
+  // `npm start` is `serve --bind 127.0.0.1`: nothing of ours may listen beyond this host
+  const local = resolveSettings({ bind: '127.0.0.1' }, {});
+  assert.equal(local.bind, '127.0.0.1');
+  assert.equal(local.adminBind, '127.0.0.1');
+  assert.equal(local.approvals.inboundBind, '127.0.0.1');
+  const viaEnv = resolveSettings({}, { THOUGHTGATE_BIND: '::1' });
+  assert.equal(viaEnv.adminBind, '::1');
+  assert.equal(viaEnv.approvals.inboundBind, '::1');
+  assert.equal(resolveSettings({ bind: '127.0.0.1' }, { THOUGHTGATE_BIND: '0.0.0.0' }).bind, '127.0.0.1', '--bind wins');
+  // the explicit overrides (Kubernetes: probes come from the node)
+  const k8s = resolveSettings({ bind: '127.0.0.1' }, { THOUGHTGATE_ADMIN_BIND: '0.0.0.0', THOUGHTGATE_INBOUND_BIND: '0.0.0.0' });
+  assert.equal(k8s.adminBind, '0.0.0.0');
+  assert.equal(k8s.approvals.inboundBind, '0.0.0.0');
+  // no flag, nothing set: the traffic default, 0.0.0.0, for all three (as the container image expects)
+  const d = resolveSettings({}, {});
+  assert.deepEqual([d.bind, d.adminBind, d.approvals.inboundBind], ['0.0.0.0', '0.0.0.0', '0.0.0.0']);
+});
+
+test('bind addresses must be IP literals: a typo is a startup error naming the variable', () => {
+  assert.throws(() => resolveSettings({ bind: 'locahost' }, {}), (e: Error) => e instanceof SettingsError && /--bind='locahost'/.test(e.message));
+  assert.throws(() => resolveSettings({}, { THOUGHTGATE_ADMIN_BIND: '127.0.0.256' }), /THOUGHTGATE_ADMIN_BIND/);
+  assert.throws(() => resolveSettings({}, { THOUGHTGATE_INBOUND_BIND: 'all' }), /THOUGHTGATE_INBOUND_BIND/);
+  assert.equal(resolveSettings({}, { THOUGHTGATE_ADMIN_BIND: '  ' }).adminBind, '0.0.0.0', 'blank = unset');
+});
+
+test('decision API: closed without a token unless THOUGHTGATE_API_OPEN=loopback; other values refused', () => {
+  const closed = resolveSettings({}, {});
+  assert.equal(closed.apiToken, undefined);
+  assert.equal(closed.apiOpenLoopback, false);
+  assert.equal(resolveSettings({}, { THOUGHTGATE_API_OPEN: 'loopback' }).apiOpenLoopback, true);
+  assert.equal(resolveSettings({}, { THOUGHTGATE_API_OPEN: 'none' }).apiOpenLoopback, false);
+  assert.throws(() => resolveSettings({}, { THOUGHTGATE_API_OPEN: 'all' }), (e: Error) => e instanceof SettingsError && /THOUGHTGATE_API_OPEN='all' must be one of loopback, none/.test(e.message));
+  assert.equal(resolveSettings({}, { THOUGHTGATE_API_TOKEN: 'tok' }).apiToken, 'tok');
+});

@@ -1,6 +1,7 @@
 // Runtime settings from flags and THOUGHTGATE_* environment variables (names and defaults
 // compatible with the original). An invalid value is a startup error that names the
 // variable; nothing silently falls back to a default.
+import { isIP } from 'node:net';
 import { DEFAULT_LIMITS, type Limits } from '../core/limits.js';
 import type { Mode } from '../pipeline.js';
 
@@ -28,8 +29,10 @@ export interface Settings {
   cedarWorkers: number;
   cedarQueue: number;
   cedarSpinMicros: number;
-  /** Bearer token the decision API requires; undefined = open */
+  /** Bearer token the decision API requires; undefined = it refuses everyone (bar loopback when apiOpenLoopback) */
   apiToken: string | undefined;
+  /** THOUGHTGATE_API_OPEN=loopback: callers on a loopback address need no token */
+  apiOpenLoopback: boolean;
   limits: Limits;
   approvals: ApprovalSettings;
 }
@@ -82,6 +85,17 @@ function choice<T extends string>(env: Env, name: string, allowed: readonly T[],
   return raw as T;
 }
 
+/**
+ * A bind address: an IPv4 or IPv6 literal (a host name would bind wherever DNS says today).
+ * Blank = not set.
+ */
+function address(raw: string | undefined, name: string): string | undefined {
+  const v = raw?.trim();
+  if (v === undefined || v === '') return undefined;
+  if (isIP(v) === 0) throw new SettingsError(`${name}='${raw}' is not an IP address (e.g. 127.0.0.1, 0.0.0.0, ::)`);
+  return v;
+}
+
 export interface Flags {
   config?: string;
   profile?: string;
@@ -93,8 +107,8 @@ export const ENV_HELP: ReadonlyArray<readonly [string, string]> = [
   ['THOUGHTGATE_CONFIG', 'config file when --config is not given (default ./thoughtgate.yaml)'],
   ['THOUGHTGATE_OUTBOUND_PORT', 'traffic port (default 7467)'],
   ['THOUGHTGATE_ADMIN_PORT', 'admin port: /health, /ready, /metrics (default 7469)'],
-  ['THOUGHTGATE_BIND', 'traffic bind address (default 0.0.0.0)'],
-  ['THOUGHTGATE_ADMIN_BIND', 'admin bind address (default 0.0.0.0, so Kubernetes probes reach it)'],
+  ['THOUGHTGATE_BIND', 'traffic bind address; --bind wins (default 0.0.0.0)'],
+  ['THOUGHTGATE_ADMIN_BIND', 'admin bind address (default: the traffic bind, so --bind 127.0.0.1 keeps the console local; Kubernetes sets 0.0.0.0 for its probes)'],
   ['MODE', 'enforce (default) | audit (judge, log WOULD_BLOCK, forward) | bypass (development only)'],
   ['THOUGHTGATE_PROFILE', 'production | development (= MODE audit); --profile wins'],
   ['THOUGHTGATE_ENVIRONMENT', 'environment name (default production); bypass needs development'],
@@ -119,7 +133,8 @@ export const ENV_HELP: ReadonlyArray<readonly [string, string]> = [
   ['THOUGHTGATE_CEDAR_WORKERS', 'Cedar worker threads; 0 evaluates on the main thread (default 1)'],
   ['THOUGHTGATE_CEDAR_QUEUE', 'Cedar evaluations waiting for a worker; more get -32009 (default 256)'],
   ['THOUGHTGATE_CEDAR_SPIN_US', 'µs a Cedar worker spins for the next task before it sleeps (default 50; 0 sleeps at once)'],
-  ['THOUGHTGATE_API_TOKEN', 'Bearer token required by the decision API (/api/v1/governance/*); unset = open'],
+  ['THOUGHTGATE_API_TOKEN', 'Bearer token required by the decision API (/api/v1/governance/*); unset = the API refuses every caller (403) unless THOUGHTGATE_API_OPEN allows it'],
+  ['THOUGHTGATE_API_OPEN', 'loopback: decision API callers whose TCP peer is 127.0.0.0/8 or ::1 need no token (others still need THOUGHTGATE_API_TOKEN); none (default): nobody without the token'],
   ['THOUGHTGATE_LOG_LEVEL', 'log level: debug, info (default), warn, error'],
   ['THOUGHTGATE_LOG_FILE', 'write the log to this file instead of stderr (wrap defaults it to ~/.local/state/thoughtgate/wrap.log)'],
   ['THOUGHTGATE_STATE_DIR', 'embedded approval store directory (default $XDG_STATE_HOME/thoughtgate/<port>, else ~/.local/state/thoughtgate/<port>)'],
@@ -133,7 +148,7 @@ export const ENV_HELP: ReadonlyArray<readonly [string, string]> = [
   ['THOUGHTGATE_ADMIN_TOKEN', 'token for the approvals console and API on the admin port; unset = generated at start (logged, saved in the state directory)'],
   ['THOUGHTGATE_CONSOLE_URL', 'public address of the console for links in Slack and errors (default http://127.0.0.1:<admin port>/approvals)'],
   ['THOUGHTGATE_INBOUND_PORT', 'inbound port for webhook decisions and Slack buttons (default 7468; started only when needed)'],
-  ['THOUGHTGATE_INBOUND_BIND', 'inbound bind address (default 0.0.0.0)'],
+  ['THOUGHTGATE_INBOUND_BIND', 'inbound bind address (default: the traffic bind; Slack and webhook receivers must reach it)'],
   ['THOUGHTGATE_INBOUND_URL', 'address webhook receivers call back (default http://127.0.0.1:<inbound port>)'],
   ['THOUGHTGATE_SLACK_BOT_TOKEN', 'Slack bot token; without it approvals go to the console'],
   ['THOUGHTGATE_SLACK_CHANNEL', 'default Slack channel for approval messages (default #approvals)'],
@@ -177,11 +192,14 @@ export function resolveSettings(flags: Flags, env: Env = process.env): Settings 
     maxConcurrentRequests: int(env, 'THOUGHTGATE_MAX_CONCURRENT_REQUESTS', DEFAULT_LIMITS.maxConcurrentRequests, 1, 100_000),
   };
   const origins = (env['THOUGHTGATE_ALLOWED_ORIGINS'] ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  // The admin and inbound ports follow the traffic bind unless set: `serve --bind 127.0.0.1`
+  // means nothing of ours listens beyond this host (the console and its token included).
+  const bind = address(flags.bind, '--bind') ?? address(env['THOUGHTGATE_BIND'], 'THOUGHTGATE_BIND') ?? '0.0.0.0';
   return {
     configPath: flags.config ?? env['THOUGHTGATE_CONFIG'] ?? './thoughtgate.yaml',
-    bind: flags.bind ?? env['THOUGHTGATE_BIND'] ?? '0.0.0.0',
+    bind,
     port,
-    adminBind: env['THOUGHTGATE_ADMIN_BIND'] ?? '0.0.0.0',
+    adminBind: address(env['THOUGHTGATE_ADMIN_BIND'], 'THOUGHTGATE_ADMIN_BIND') ?? bind,
     adminPort,
     mode,
     profile: mode === 'enforce' ? 'production' : 'development',
@@ -200,6 +218,7 @@ export function resolveSettings(flags: Flags, env: Env = process.env): Settings 
     cedarQueue: int(env, 'THOUGHTGATE_CEDAR_QUEUE', 256, 1, 1_000_000),
     cedarSpinMicros: int(env, 'THOUGHTGATE_CEDAR_SPIN_US', 50, 0, 1000),
     apiToken: env['THOUGHTGATE_API_TOKEN'] || undefined,
+    apiOpenLoopback: choice(env, 'THOUGHTGATE_API_OPEN', ['loopback', 'none'], 'none') === 'loopback',
     limits,
     approvals: {
       stateDir: env['THOUGHTGATE_STATE_DIR'] || defaultStateDir(env, port),
@@ -213,7 +232,7 @@ export function resolveSettings(flags: Flags, env: Env = process.env): Settings 
       adminToken: env['THOUGHTGATE_ADMIN_TOKEN'] || undefined,
       consoleUrl: env['THOUGHTGATE_CONSOLE_URL'] || undefined,
       inboundPort: int(env, 'THOUGHTGATE_INBOUND_PORT', 7468, 0, 65535),
-      inboundBind: env['THOUGHTGATE_INBOUND_BIND'] || '0.0.0.0',
+      inboundBind: address(env['THOUGHTGATE_INBOUND_BIND'], 'THOUGHTGATE_INBOUND_BIND') ?? bind,
       inboundUrl: env['THOUGHTGATE_INBOUND_URL'] || undefined,
       slackToken: env['THOUGHTGATE_SLACK_BOT_TOKEN'] || undefined,
       slackChannel: env['THOUGHTGATE_SLACK_CHANNEL'] || '#approvals',
