@@ -106,6 +106,8 @@ test('without the token: 401 on the API, the sign-in page at /approvals, nothing
   }
   // A wrong bearer header is decisive even with a good cookie.
   assert.equal((await fetch(`${base}/api/approvals`, { headers: { authorization: 'Bearer wrong', cookie: `tg_admin=${TOKEN}` } })).status, 401);
+  // The token itself is not a session: a cookie holding it is refused.
+  for (const cookie of [`tg_admin=${TOKEN}`, `tg_session=${TOKEN}`]) assert.equal((await fetch(`${base}/api/approvals`, { headers: { cookie } })).status, 401, cookie);
   const page = await fetch(`${base}/approvals`);
   assert.equal(page.status, 401);
   assert.match(page.headers.get('content-type')!, /^text\/html/);
@@ -155,32 +157,33 @@ test('approve executes the call once; a second decision is 409', async () => {
   assert.equal(r.status, 200, r.text);
   assert.equal(r.json.ok, true);
   assert.equal(r.json.final, true);
-  assert.equal(r.json.approval.decided_by, 'cli:alice');
+  // The admin token votes as the one operator, whatever name the body types.
+  assert.equal(r.json.approval.decided_by, 'cli:operator');
   await until('completed', async () => (await stateOf(rec.id)) === 'completed');
   assert.deepEqual(executed.filter((x) => x === rec.id), [rec.id]);
   const view = (await call('GET', `/api/approvals/${rec.id}`)).json as ApprovalView;
   assert.equal(view.outcome, 'completed');
   assert.equal(view.votes.length, 1);
-  assert.equal(view.votes[0]!.by, 'cli:alice');
+  assert.equal(view.votes[0]!.by, 'cli:operator');
 
   const again = await call('POST', `/api/approvals/${rec.id}/approve`, { body: { by: 'bob' } });
   assert.equal(again.status, 409);
   assert.equal(again.json.error, 'already_decided');
-  assert.match(again.json.message, /cli:alice/);
+  assert.match(again.json.message, /cli:operator/);
   const rej = await call('POST', `/api/approvals/${rec.id}/reject`, { body: { by: 'bob', reason: 'late' } });
   assert.equal(rej.status, 409);
   assert.equal(executed.filter((x) => x === rec.id).length, 1);
-  assert.ok(logs.some((l) => l.msg.includes('approve') && l.fields?.approval_id === rec.id && l.fields?.by === 'cli:alice'), 'logged with who');
+  assert.ok(logs.some((l) => l.msg.includes('approve') && l.fields?.approval_id === rec.id && l.fields?.by === 'cli:operator' && l.fields?.claimed_by === 'alice'), 'logged with who, and who they said they were');
   assert.equal((await call('POST', '/api/approvals/tg_nonexistent000000000/approve', { body: {} })).status, 404);
 });
 
-test('reject keeps the reason; default by is api:admin', async () => {
+test('reject keeps the reason; the admin token decides as api:operator', async () => {
   const rec = await engine.request(newApproval());
   const r = await call('POST', `/api/approvals/${rec.id}/reject`, { body: { reason: 'not on a Friday' } });
   assert.equal(r.status, 200, r.text);
   assert.equal(r.json.approval.state, 'rejected');
   assert.equal(r.json.approval.reason, 'not on a Friday');
-  assert.equal(r.json.approval.decided_by, 'api:admin');
+  assert.equal(r.json.approval.decided_by, 'api:operator');
   const stored = await engine.get(rec.id);
   assert.equal(stored!.reason, 'not on a Friday');
   assert.equal(stored!.votes[0]!.reason, 'not on a Friday');
@@ -190,20 +193,21 @@ test('reject keeps the reason; default by is api:admin', async () => {
   assert.ok(!((await call('GET', '/api/approvals')).json as ApprovalView[]).some((v) => v.id === rec.id), 'not pending any more');
 });
 
-test('the requester cannot approve its own call (403); cancel withdraws (then 409)', async () => {
-  const rec = await engine.request(newApproval());
-  const self = await call('POST', `/api/approvals/${rec.id}/approve`, { body: { by: 'agent-7', via: 'cli' } });
+test('the requester cannot approve its own call (403), under any spelling; cancel withdraws (then 409)', async () => {
+  // A requester whose principal is a respelling of the operator (zero-width space, capital): still the operator.
+  const rec = await engine.request(newApproval({ principal: 'Operator\u200b' }));
+  const self = await call('POST', `/api/approvals/${rec.id}/approve`, { body: { by: 'someone-else', via: 'cli' } });
   assert.equal(self.status, 403);
   assert.equal(self.json.error, 'self_approval');
   assert.equal(await stateOf(rec.id), 'pending');
   const c = await call('POST', `/api/approvals/${rec.id}/cancel`, { body: { by: 'ops' } });
   assert.equal(c.status, 200, c.text);
   assert.equal(c.json.approval.state, 'cancelled');
-  assert.equal(c.json.approval.decided_by, 'api:ops');
+  assert.equal(c.json.approval.decided_by, 'api:operator');
   assert.equal((await call('POST', `/api/approvals/${rec.id}/cancel`, { body: {} })).status, 409);
 });
 
-test('cookie sign-in via ?token=; cookie changes need the csrf header and count as the console', async () => {
+test('cookie sign-in via ?token=: a server-side session, not the token; changes need the csrf header and count as the console; sign-out revokes it', async () => {
   const wrong = await fetch(`${base}/approvals?token=nope`, { redirect: 'manual' });
   assert.equal(wrong.status, 401);
   assert.equal(wrong.headers.get('set-cookie'), null);
@@ -212,7 +216,8 @@ test('cookie sign-in via ?token=; cookie changes need the csrf header and count 
   assert.equal(r.status, 303);
   assert.equal(r.headers.get('location'), '/approvals');
   const cookie = r.headers.get('set-cookie')!;
-  assert.equal(cookie, `tg_admin=${TOKEN}; HttpOnly; SameSite=Strict; Path=/`);
+  assert.match(cookie, /^tg_session=[A-Za-z0-9_-]{43}; HttpOnly; SameSite=Strict; Path=\/; Max-Age=43200$/);
+  assert.ok(!cookie.includes(TOKEN), 'the cookie never carries the token');
 
   const jar = { cookie: cookie.split(';')[0]! };
   const page = await fetch(`${base}/approvals`, { headers: jar });
@@ -229,7 +234,8 @@ test('cookie sign-in via ?token=; cookie changes need the csrf header and count 
   // The form posts the token in the body instead.
   const form = await fetch(`${base}/approvals/login`, { method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `token=${TOKEN}` });
   assert.equal(form.status, 303);
-  assert.match(form.headers.get('set-cookie')!, /^tg_admin=/);
+  assert.match(form.headers.get('set-cookie')!, /^tg_session=/);
+  assert.notEqual(form.headers.get('set-cookie')!.split(';')[0], cookie.split(';')[0], 'each sign-in is its own session');
 
   const rec = await engine.request(newApproval());
   const list = await fetch(`${base}/api/approvals`, { headers: jar });
@@ -243,11 +249,14 @@ test('cookie sign-in via ?token=; cookie changes need the csrf header and count 
     method: 'POST', headers: { ...jar, 'content-type': 'application/json', 'x-thoughtgate-csrf': '1' }, body: '{"by":"bob","via":"cli"}',
   });
   assert.equal(ok.status, 200);
-  assert.equal(((await ok.json()) as { approval: ApprovalView }).approval.decided_by, 'console:bob');
+  assert.equal(((await ok.json()) as { approval: ApprovalView }).approval.decided_by, 'console:operator');
 
   const out = await fetch(`${base}/approvals/logout`, { method: 'POST', headers: jar });
   assert.equal(out.status, 204);
   assert.match(out.headers.get('set-cookie')!, /Max-Age=0/);
+  // Revoked on the server: a browser (or thief) that kept the cookie is signed out too.
+  assert.equal((await fetch(`${base}/api/approvals`, { headers: jar })).status, 401);
+  assert.equal((await fetch(`${base}/approvals`, { headers: jar })).status, 401);
 });
 
 test('invalid bodies are 400 and decide nothing', async () => {
@@ -288,7 +297,7 @@ test('approving for some hours makes a standing approval; it is listed and revok
   assert.equal(r.status, 200, r.text);
   const grant = await until('grant listed', async () => ((await call('GET', '/api/grants')).json as GrantView[]).find((g) => g.tool === 'restart_service'));
   assert.equal(grant.principal, 'agent-7');
-  assert.equal(grant.granted_by, 'api:carol');
+  assert.equal(grant.granted_by, 'api:operator');
   assert.equal(grant.arguments_key, '{"name":"web"}');
   const hours = (Date.parse(grant.expires_at) - Date.parse(grant.created_at)) / 3_600_000;
   assert.ok(Math.abs(hours - 2) < 0.01, `expires after ${hours} h`);
@@ -297,7 +306,7 @@ test('approving for some hours makes a standing approval; it is listed and revok
   assert.equal(del.status, 200, del.text);
   assert.ok(!((await call('GET', '/api/grants')).json as GrantView[]).some((g) => g.id === grant.id));
   assert.equal((await call('DELETE', `/api/grants/${grant.id}`)).status, 404);
-  assert.ok(logs.some((l) => l.fields?.grant_id === grant.id && l.fields?.by === 'api:dave'));
+  assert.ok(logs.some((l) => l.fields?.grant_id === grant.id && l.fields?.by === 'api:operator'));
 });
 
 test('the event stream delivers changes and unsubscribes when the client goes away', async () => {

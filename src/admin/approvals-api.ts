@@ -1,29 +1,41 @@
 // The approvals admin API and console, mounted on the admin port (server.ts `routes`). The CLI
 // and the console page speak exactly this API:
 //   GET    /approvals                      the console (HTML; a token form when not signed in)
-//   GET    /approvals?token=T              sign in: 303 to /approvals with the tg_admin cookie
+//   GET    /approvals?token=T              sign in: 303 to /approvals with a session cookie
 //   POST   /approvals/login  (form)        the same, from the token form (keeps T out of the URL)
-//   POST   /approvals/logout               clears the cookie
+//   POST   /approvals/logout               ends the session (server-side) and clears the cookie
 //   GET    /approvals/console.{js,css}     the page's script and style (separate files: strict CSP)
 //   GET    /api/approvals?state=pending|all
 //   GET    /api/approvals/events           server-sent events, one `approval` event per change
 //   GET    /api/approvals/<id>
 //   POST   /api/approvals/<id>/approve|reject|cancel   {by?, via?, reason?, scope?, hours?}
 //   GET    /api/grants      DELETE /api/grants/<id>
-// Auth: the admin token as `Authorization: Bearer` or the cookie. A cookie is sent by the
+//   GET    /api/whoami                     who the token or session is
+// Auth: a token as `Authorization: Bearer` (scheme in any case) or a console session cookie.
+// Who votes is decided by the token, never by the body's `by`/`via`:
+//   - a per-approver token (`approval.<workflow>.approver_tokens`) is that approver, for the
+//     workflows that list it: it may list and decide their approvals, nothing else;
+//   - the shared admin token (THOUGHTGATE_ADMIN_TOKEN) may list and manage everything, but its
+//     votes are the one identity `operator`, and on a workflow that names approvers or gives
+//     them tokens it may not vote at all (403): it cannot stand in for the people named there.
+// The console cookie is a random session id (the token stays on the server), revoked at sign
+// out, expiring after THOUGHTGATE_CONSOLE_SESSION_HOURS (default 12). A cookie is sent by the
 // browser on its own, so cookie-authenticated changes must also carry `x-thoughtgate-csrf: 1`
 // (a header another site cannot add without a CORS preflight we never answer).
+import { randomBytes } from 'node:crypto';
 import { secretMatcher } from '../core/secret.js';
 import type http from 'node:http';
 import type { ApprovalEngine } from '../approvals/engine.js';
+import { maskedArguments, maskedArgumentsKey } from '../approvals/redact.js';
 import { REFUSAL_STATUS, type ApprovalRecord, type ApprovalState, type Grant, type GrantScope, type WaitMode } from '../approvals/types.js';
+import type { WorkflowConfig } from '../policy/types.js';
 import { CONSOLE_CSS, CONSOLE_HTML, CONSOLE_JS, loginPage } from './console-page.js';
 import { readBody, type AdminRoute } from './server.js';
 
 export type AdminLog = (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
 
 /** What the API uses of the engine (an ApprovalEngine; narrower so a test can wrap one). */
-export type ApprovalAdmin = Pick<ApprovalEngine, 'list' | 'get' | 'decide' | 'cancel' | 'onAnyChange' | 'listGrants' | 'revokeGrant'>;
+export type ApprovalAdmin = Pick<ApprovalEngine, 'list' | 'get' | 'decide' | 'cancel' | 'onAnyChange' | 'listGrants' | 'revokeGrant'> & Partial<Pick<ApprovalEngine, 'workflows'>>;
 
 export interface ApprovalRoutesOptions {
   engine: ApprovalAdmin;
@@ -31,7 +43,14 @@ export interface ApprovalRoutesOptions {
   token: string;
   log?: AdminLog;
   now?: () => number;
+  /** the workflows in force (approver tokens, redact_fields); default: the engine's */
+  workflows?: () => Readonly<Record<string, WorkflowConfig>>;
+  /** console session lifetime (default THOUGHTGATE_CONSOLE_SESSION_HOURS, else 12 h) */
+  sessionTtlMs?: number;
 }
+
+/** The identity the shared admin token votes as. */
+export const OPERATOR = 'operator';
 
 /** One approval as the API shows it: no held request (its headers may carry credentials). */
 export interface ApprovalView {
@@ -66,7 +85,8 @@ export interface GrantView {
   expires_at: string;
 }
 
-export const COOKIE_NAME = 'tg_admin';
+/** the console session cookie: a random session id, never a token */
+export const COOKIE_NAME = 'tg_session';
 export const CSRF_HEADER = 'x-thoughtgate-csrf';
 export const CONSOLE_CSP = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'";
 
@@ -84,7 +104,8 @@ const CONTROL_RE = /[\u0000-\u001f\u007f]/;
 
 const iso = (ms: number): string => new Date(ms).toISOString();
 
-export function approvalView(r: ApprovalRecord): ApprovalView {
+/** `redact` is the workflow's redact_fields now (the record keeps those it was held with). */
+export function approvalView(r: ApprovalRecord, redact: readonly string[] = []): ApprovalView {
   const v: ApprovalView = {
     id: r.id,
     state: r.state,
@@ -92,7 +113,7 @@ export function approvalView(r: ApprovalRecord): ApprovalView {
     method: r.method,
     tool: r.tool,
     principal: r.principal,
-    arguments: r.arguments,
+    arguments: maskedArguments(r, redact),
     workflow: r.workflow,
     channel: r.channel,
     session: r.sessionId ?? null,
@@ -111,7 +132,8 @@ export function approvalView(r: ApprovalRecord): ApprovalView {
 export function grantView(g: Grant): GrantView {
   const v: GrantView = { id: g.id, tool: g.tool, principal: g.principal, granted_by: g.grantedBy, created_at: iso(g.createdAt), expires_at: iso(g.expiresAt) };
   if (g.sessionId !== undefined) v.session = g.sessionId;
-  if (g.argumentsKey !== undefined) v.arguments_key = g.argumentsKey;
+  const key = maskedArgumentsKey(g);
+  if (key !== undefined) v.arguments_key = key;
   return v;
 }
 
@@ -141,7 +163,10 @@ const notAllowed = (req: http.IncomingMessage, res: http.ServerResponse, allow: 
 
 // --- auth -----------------------------------------------------------------------------------
 
-type Auth = { ok: true; by: 'bearer' | 'cookie' } | { ok: false };
+/** Who a token is: the operator (the shared admin token) or an approver, named per workflow. */
+export type Caller = { kind: 'operator' } | { kind: 'approver'; names: ReadonlyMap<string, string> };
+
+type Auth = { ok: true; by: 'bearer' | 'cookie'; caller: Caller; session?: string } | { ok: false };
 
 function cookieValue(req: http.IncomingMessage, name: string): string | undefined {
   const header = req.headers.cookie;
@@ -159,30 +184,100 @@ function cookieValue(req: http.IncomingMessage, name: string): string | undefine
   return undefined;
 }
 
-function makeAuth(token: string): { matches(presented: string | undefined): boolean; check(req: http.IncomingMessage): Auth } {
-  const matches = secretMatcher(token);
-  return {
-    matches,
-    check(req) {
-      const authz = req.headers.authorization;
-      if (authz !== undefined) {
-        // A bearer header is decisive: a wrong one is not rescued by a cookie.
-        const m = /^Bearer\s+(.+)$/i.exec(authz.trim());
-        return m !== null && matches(m[1]!.trim()) ? { ok: true, by: 'bearer' } : { ok: false };
+/** `Authorization: Bearer <t>` with the scheme in any case (RFC 9110 §11.1); undefined otherwise. */
+export function bearerToken(authorization: string | undefined): string | undefined {
+  if (authorization === undefined) return undefined;
+  const m = /^bearer[ \t]+(\S.*)$/i.exec(authorization.trim());
+  return m === null ? undefined : m[1]!.trim();
+}
+
+type TokenCheck = { workflow: string; name: string; matches: (t: string | undefined) => boolean };
+
+/**
+ * Resolves a presented token to its caller. Approver tokens are read from the workflows in
+ * force at each request (a reload that removes a token revokes it at once); their matchers are
+ * built once per workflows object.
+ */
+function makeAuthenticator(adminToken: string, workflows: () => Readonly<Record<string, WorkflowConfig>>): (presented: string | undefined) => Caller | undefined {
+  const admin = secretMatcher(adminToken);
+  const built = new WeakMap<object, TokenCheck[]>();
+  const checksFor = (w: Readonly<Record<string, WorkflowConfig>>): TokenCheck[] => {
+    let checks = built.get(w);
+    if (checks === undefined) {
+      checks = [];
+      for (const [workflow, cfg] of Object.entries(w)) {
+        for (const [name, token] of Object.entries(cfg.approver_tokens ?? {})) {
+          if (typeof token === 'string' && token !== '') checks.push({ workflow, name, matches: secretMatcher(token) });
+        }
       }
-      return matches(cookieValue(req, COOKIE_NAME)) ? { ok: true, by: 'cookie' } : { ok: false };
-    },
+      built.set(w, checks);
+    }
+    return checks;
+  };
+  return (presented) => {
+    if (presented === undefined || presented === '') return undefined;
+    if (admin(presented)) return { kind: 'operator' };
+    const names = new Map<string, string>();
+    // Every check runs (no early exit): the time taken does not tell which workflow matched.
+    for (const c of checksFor(workflows())) if (c.matches(presented)) names.set(c.workflow, c.name);
+    return names.size > 0 ? { kind: 'approver', names } : undefined;
   };
 }
 
-const signInCookie = (token: string): string => `${COOKIE_NAME}=${encodeURIComponent(token)}; HttpOnly; SameSite=Strict; Path=/`;
+/** Console sign-ins: a random id in the cookie, the token (re-checked at each request) on the server. */
+class ConsoleSessions {
+  private readonly byId = new Map<string, { token: string; expiresAt: number }>();
+  constructor(readonly ttlMs: number, private readonly now: () => number, private readonly max = 10_000) {}
+
+  create(token: string): string {
+    const t = this.now();
+    if (this.byId.size >= this.max) this.sweep(t);
+    // Still full: the oldest sign-in goes (Map keeps insertion order), not the new one.
+    while (this.byId.size >= this.max) this.byId.delete(this.byId.keys().next().value!);
+    const id = randomBytes(32).toString('base64url');
+    this.byId.set(id, { token, expiresAt: t + this.ttlMs });
+    return id;
+  }
+
+  token(id: string | undefined): string | undefined {
+    if (id === undefined) return undefined;
+    const s = this.byId.get(id);
+    if (s === undefined) return undefined;
+    if (s.expiresAt <= this.now()) {
+      this.byId.delete(id);
+      return undefined;
+    }
+    return s.token;
+  }
+
+  revoke(id: string | undefined): boolean {
+    return id !== undefined && this.byId.delete(id);
+  }
+
+  private sweep(t: number): void {
+    for (const [id, s] of this.byId) if (s.expiresAt <= t) this.byId.delete(id);
+  }
+}
+
+/** THOUGHTGATE_CONSOLE_SESSION_HOURS: a positive number of hours up to 30 days; anything else is the default. */
+export function consoleSessionTtlMs(env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env['THOUGHTGATE_CONSOLE_SESSION_HOURS'];
+  const h = raw === undefined || raw.trim() === '' ? NaN : Number(raw);
+  return Number.isFinite(h) && h > 0 && h <= 720 ? Math.round(h * 3_600_000) : 12 * 3_600_000;
+}
+
+const sessionCookie = (id: string, ttlMs: number): string => `${COOKIE_NAME}=${id}; HttpOnly; SameSite=Strict; Path=/; Max-Age=${Math.floor(ttlMs / 1000)}`;
 const SIGN_OUT_COOKIE = `${COOKIE_NAME}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0`;
 
 // --- request bodies -------------------------------------------------------------------------
 
 export type Via = 'console' | 'cli' | 'api';
 
+/** `by` when the body names nobody (it is only logged: the token decides who votes) */
+const DEFAULT_BY = 'admin';
+
 export interface DecisionInput {
+  /** what the caller typed; logged when it differs from who the token is, never trusted */
   by: string;
   via: Via;
   reason?: string;
@@ -202,7 +297,7 @@ export function parseDecisionBody(raw: Buffer, viaCookie: boolean): DecisionInpu
   }
   if (body === null || typeof body !== 'object' || Array.isArray(body)) return 'body must be a JSON object';
   const b = body as Record<string, unknown>;
-  const out: DecisionInput = { by: 'admin', via: 'api', scope: 'once' };
+  const out: DecisionInput = { by: DEFAULT_BY, via: 'api', scope: 'once' };
   if (b.by !== undefined) {
     if (typeof b.by !== 'string' || b.by.trim() === '' || b.by.length > MAX_BY || CONTROL_RE.test(b.by)) return `by must be a name of 1-${MAX_BY} printable characters`;
     out.by = b.by.trim();
@@ -229,14 +324,34 @@ export function parseDecisionBody(raw: Buffer, viaCookie: boolean): DecisionInpu
 }
 
 
-// --- the routes -----------------------------------------------------------------------------
+// --- the routes ---------------------------------------------------------------------------
 
 export function approvalRoutes(opts: ApprovalRoutesOptions): AdminRoute {
   const { engine } = opts;
   const log: AdminLog = opts.log ?? (() => {});
   const now = opts.now ?? Date.now;
-  const auth = makeAuth(opts.token);
+  const workflows = opts.workflows ?? (() => engine.workflows?.() ?? {});
+  const authenticate = makeAuthenticator(opts.token, workflows);
+  const sessions = new ConsoleSessions(opts.sessionTtlMs ?? consoleSessionTtlMs(), now);
   let streams = 0;
+
+  const check = (req: http.IncomingMessage): Auth => {
+    if (req.headers.authorization !== undefined) {
+      // A bearer header is decisive: a wrong one is not rescued by a cookie.
+      const caller = authenticate(bearerToken(req.headers.authorization));
+      return caller === undefined ? { ok: false } : { ok: true, by: 'bearer', caller };
+    }
+    const session = cookieValue(req, COOKIE_NAME);
+    const caller = authenticate(sessions.token(session));
+    return caller === undefined ? { ok: false } : { ok: true, by: 'cookie', caller, session: session! };
+  };
+
+  /** The redact_fields a record's workflow has now (the record keeps those it was held with). */
+  const redactOf = (r: ApprovalRecord): readonly string[] => workflows()[r.workflow]?.redact_fields ?? [];
+  const view = (r: ApprovalRecord): ApprovalView => approvalView(r, redactOf(r));
+  /** An approver sees the approvals of the workflows that gave them a token, and only those. */
+  const visible = (c: Caller, r: ApprovalRecord): boolean => c.kind === 'operator' || c.names.has(r.workflow);
+  const identityOf = (c: Caller): string => (c.kind === 'operator' ? OPERATOR : [...new Set(c.names.values())].join(', '));
 
   /** Reads a body within the limit; on failure answers (400) and returns undefined. */
   const body = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<Buffer | undefined> => {
@@ -247,12 +362,14 @@ export function approvalRoutes(opts: ApprovalRoutesOptions): AdminRoute {
   };
 
   const signIn = (req: http.IncomingMessage, res: http.ServerResponse, token: string | undefined): true => {
-    if (!auth.matches(token)) {
+    const caller = authenticate(token);
+    if (caller === undefined) {
       log('warn', 'approvals console sign-in refused: wrong token', { remote: req.socket.remoteAddress });
       return html(req, res, 401, loginPage('That token is not right.'));
     }
-    log('info', 'approvals console sign-in', { remote: req.socket.remoteAddress });
-    res.writeHead(303, { location: '/approvals', 'set-cookie': signInCookie(token!), 'content-length': 0, ...BASE_HEADERS });
+    const session = sessions.create(token!);
+    log('info', 'approvals console sign-in', { remote: req.socket.remoteAddress, identity: identityOf(caller) });
+    res.writeHead(303, { location: '/approvals', 'set-cookie': sessionCookie(session, sessions.ttlMs), 'content-length': 0, ...BASE_HEADERS });
     res.end();
     return true;
   };
@@ -265,11 +382,20 @@ export function approvalRoutes(opts: ApprovalRoutesOptions): AdminRoute {
     return signIn(req, res, new URLSearchParams(raw.toString('utf8')).get('token') ?? undefined);
   };
 
+  const logout = (req: http.IncomingMessage, res: http.ServerResponse): true => {
+    if (req.method !== 'POST') return notAllowed(req, res, 'POST');
+    // The session ends here, whatever the browser does with the cookie afterwards.
+    if (sessions.revoke(cookieValue(req, COOKIE_NAME))) log('info', 'approvals console sign-out', { remote: req.socket.remoteAddress });
+    res.writeHead(204, { 'set-cookie': SIGN_OUT_COOKIE, ...BASE_HEADERS });
+    res.end();
+    return true;
+  };
+
   const page = (req: http.IncomingMessage, res: http.ServerResponse): true => {
     if (req.method !== 'GET' && req.method !== 'HEAD') return notAllowed(req, res, 'GET, HEAD');
     const token = new URL(req.url ?? '/', 'http://admin').searchParams.get('token');
     if (token !== null) return signIn(req, res, token);
-    if (!auth.check(req).ok) return html(req, res, 401, loginPage(opts.token === '' ? 'No admin token is configured (THOUGHTGATE_ADMIN_TOKEN).' : undefined));
+    if (!check(req).ok) return html(req, res, 401, loginPage(opts.token === '' ? 'No admin token is configured (THOUGHTGATE_ADMIN_TOKEN).' : undefined));
     return html(req, res, 200, CONSOLE_HTML);
   };
 
@@ -278,7 +404,7 @@ export function approvalRoutes(opts: ApprovalRoutesOptions): AdminRoute {
     return reply(req, res, 200, type, text);
   };
 
-  const events = (req: http.IncomingMessage, res: http.ServerResponse): true => {
+  const events = (req: http.IncomingMessage, res: http.ServerResponse, caller: Caller): true => {
     if (streams >= MAX_STREAMS) return fail(req, res, 503, 'too_many_streams', `at most ${MAX_STREAMS} event streams`, { 'retry-after': '10' });
     streams++;
     res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', ...BASE_HEADERS, 'x-accel-buffering': 'no' });
@@ -290,7 +416,7 @@ export function approvalRoutes(opts: ApprovalRoutesOptions): AdminRoute {
     const off = engine.onAnyChange((rec) => {
       // The engine calls listeners in a loop: nothing here may throw into it.
       try {
-        write(`event: approval\ndata: ${JSON.stringify(approvalView(rec))}\n\n`);
+        if (visible(caller, rec)) write(`event: approval\ndata: ${JSON.stringify(view(rec))}\n\n`);
       } catch (e) {
         log('warn', 'approvals event stream write failed', { err: (e as Error).message });
       }
@@ -305,50 +431,88 @@ export function approvalRoutes(opts: ApprovalRoutesOptions): AdminRoute {
     return true;
   };
 
-  const decide = async (req: http.IncomingMessage, res: http.ServerResponse, id: string, action: 'approve' | 'reject' | 'cancel', viaCookie: boolean): Promise<true> => {
+  /**
+   * Who this caller votes as on `rec`, or why they may not: an approver as their configured
+   * name for the record's workflow; the operator as `operator`, and not at all on a workflow
+   * that names its approvers (the shared token must not stand in for them).
+   */
+  const voterFor = (caller: Caller, rec: ApprovalRecord): { person: string } | { status: number; error: string; message: string } => {
+    if (caller.kind === 'approver') {
+      const name = caller.names.get(rec.workflow);
+      if (name === undefined) return { status: 403, error: 'not_allowed', message: `this token belongs to approvers of ${[...caller.names.keys()].map((w) => `'${w}'`).join(', ')}, not of workflow '${rec.workflow}'` };
+      return { person: name };
+    }
+    const w = workflows()[rec.workflow];
+    const tokens = Object.keys(w?.approver_tokens ?? {}).length > 0;
+    const named = rec.approvers.length > 0 || (w?.approvers?.length ?? 0) > 0;
+    if (tokens || named) {
+      return { status: 403, error: 'not_allowed', message: `workflow '${rec.workflow}' names its approvers: vote with your own approver token (approval.${rec.workflow}.approver_tokens); the admin token only lists and manages` };
+    }
+    return { person: OPERATOR };
+  };
+
+  const decide = async (req: http.IncomingMessage, res: http.ServerResponse, id: string, action: 'approve' | 'reject' | 'cancel', who: Extract<Auth, { ok: true }>): Promise<true> => {
     const raw = await body(req, res);
     if (raw === undefined) return true;
-    const input = parseDecisionBody(raw, viaCookie);
+    const input = parseDecisionBody(raw, who.by === 'cookie');
     if (typeof input === 'string') return fail(req, res, 400, 'invalid_request', input);
-    const by = `${input.via}:${input.by}`;
+    const caller = who.caller;
+    const before = await engine.get(id);
+    if (before === undefined || !visible(caller, before)) {
+      // An approver of another workflow may vote here as little as anyone: refused, not shown.
+      if (before !== undefined && action !== 'cancel') {
+        const v = voterFor(caller, before);
+        if ('status' in v) return fail(req, res, v.status, v.error, v.message);
+      }
+      return fail(req, res, 404, 'not_found', `no approval ${id}`);
+    }
 
     if (action === 'cancel') {
-      const before = await engine.get(id);
-      if (before === undefined) return fail(req, res, 404, 'not_found', `no approval ${id}`);
+      if (caller.kind !== 'operator') return fail(req, res, 403, 'not_allowed', 'an approver token approves or rejects; cancelling is for the admin token');
+      const by = `${input.via}:${OPERATOR}`;
       if (before.state !== 'pending') return fail(req, res, 409, 'already_decided', `approval ${id} is already ${before.state}${before.decidedBy ? ` (by ${before.decidedBy})` : ''}`);
       const rec = await engine.cancel(id, by);
       log('info', 'approval cancelled via the admin API', { approval_id: id, by, result: rec?.state });
       if (rec === undefined) return fail(req, res, 404, 'not_found', `no approval ${id}`);
       if (rec.state !== 'cancelled' || rec.decidedBy !== by) return fail(req, res, 409, 'already_decided', `approval ${id} is already ${rec.state}${rec.decidedBy ? ` (by ${rec.decidedBy})` : ''}`);
-      return json(req, res, 200, { ok: true, final: true, approval: approvalView(rec) });
+      return json(req, res, 200, { ok: true, final: true, approval: view(rec) });
     }
 
+    const voter = voterFor(caller, before);
+    if ('status' in voter) {
+      log('warn', `approval ${action} via the admin API refused`, { approval_id: id, identity: identityOf(caller), why: voter.message });
+      return fail(req, res, voter.status, voter.error, voter.message);
+    }
+    // The channel is how the vote came; the person is who the token is. Whatever `by` says is ignored.
+    const by = `${input.via}:${voter.person}`;
     let grant: { scope: GrantScope; hours?: number } | undefined;
     if (action === 'approve' && input.scope !== 'once') {
       // A session grant without a session would stand for every session: refuse to make one.
-      if (input.scope === 'session') {
-        const rec = await engine.get(id);
-        if (rec === undefined) return fail(req, res, 404, 'not_found', `no approval ${id}`);
-        if (rec.sessionId === undefined) return fail(req, res, 400, 'invalid_request', 'this call has no session; approve it once or for some hours');
-      }
+      if (input.scope === 'session' && before.sessionId === undefined) return fail(req, res, 400, 'invalid_request', 'this call has no session; approve it once or for some hours');
       grant = input.scope === 'hours' ? { scope: 'hours', hours: input.hours! } : { scope: 'session' };
     }
     const vote: Parameters<ApprovalAdmin['decide']>[1] = { verdict: action, by };
     if (input.reason !== undefined) vote.reason = input.reason;
     if (grant !== undefined) vote.grant = grant;
     const result = await engine.decide(id, vote);
-    log('info', `approval ${action} via the admin API`, { approval_id: id, by, result: result.ok ? (result.final ? result.rec.state : 'vote_counted') : result.code, scope: grant?.scope });
+    const claimed = input.by !== voter.person && input.by !== DEFAULT_BY ? { claimed_by: input.by } : {};
+    log('info', `approval ${action} via the admin API`, { approval_id: id, by, ...claimed, result: result.ok ? (result.final ? result.rec.state : 'vote_counted') : result.code, scope: grant?.scope });
     if (!result.ok) return fail(req, res, REFUSAL_STATUS[result.code], result.code, result.message);
-    return json(req, res, 200, { ok: true, final: result.final, approval: approvalView(result.rec) });
+    return json(req, res, 200, { ok: true, final: result.final, approval: view(result.rec) });
   };
 
   const api = async (req: http.IncomingMessage, res: http.ServerResponse, path: string): Promise<true> => {
-    const who = auth.check(req);
-    if (!who.ok) return fail(req, res, 401, 'unauthorized', 'send the admin token as "Authorization: Bearer <token>" (THOUGHTGATE_ADMIN_TOKEN)', { 'www-authenticate': 'Bearer realm="thoughtgate"' });
+    const who = check(req);
+    if (!who.ok) return fail(req, res, 401, 'unauthorized', 'send your approver token or the admin token as "Authorization: Bearer <token>" (THOUGHTGATE_ADMIN_TOKEN)', { 'www-authenticate': 'Bearer realm="thoughtgate"' });
+    const caller = who.caller;
     const method = req.method ?? 'GET';
     const reading = method === 'GET' || method === 'HEAD';
     if (!reading && who.by === 'cookie' && req.headers[CSRF_HEADER] !== '1') {
       return fail(req, res, 403, 'csrf', `changes from the console must carry the header ${CSRF_HEADER}: 1`);
+    }
+    if (path === '/api/whoami') {
+      if (!reading) return notAllowed(req, res, 'GET');
+      return json(req, res, 200, { identity: identityOf(caller), kind: caller.kind, ...(caller.kind === 'approver' ? { workflows: [...caller.names.keys()] } : {}) });
     }
     const parts = path.split('/').slice(2); // '' 'api' → [approvals|grants, ...]
     if (parts[parts.length - 1] === '' && parts.length > 1) parts.pop(); // tolerate one trailing slash
@@ -358,24 +522,26 @@ export function approvalRoutes(opts: ApprovalRoutesOptions): AdminRoute {
         if (!reading) return notAllowed(req, res, 'GET');
         const state = new URL(req.url ?? '/', 'http://admin').searchParams.get('state') ?? 'pending';
         if (state !== 'pending' && state !== 'all') return fail(req, res, 400, 'invalid_request', "state must be 'pending' or 'all'");
-        const recs = await engine.list(state === 'pending' ? (r) => r.state === 'pending' : undefined);
-        return json(req, res, 200, recs.map(approvalView));
+        const recs = await engine.list((r) => (state === 'all' || r.state === 'pending') && visible(caller, r));
+        return json(req, res, 200, recs.map(view));
       }
-      if (parts.length === 2 && parts[1] === 'events') return method === 'GET' ? events(req, res) : notAllowed(req, res, 'GET');
+      if (parts.length === 2 && parts[1] === 'events') return method === 'GET' ? events(req, res, caller) : notAllowed(req, res, 'GET');
       const id = parts[1]!;
       if (!ID_RE.test(id) || parts.length > 3) return fail(req, res, 404, 'not_found', `no such resource ${path}`);
       if (parts.length === 2) {
         if (!reading) return notAllowed(req, res, 'GET');
         const rec = await engine.get(id);
-        return rec === undefined ? fail(req, res, 404, 'not_found', `no approval ${id}`) : json(req, res, 200, approvalView(rec));
+        return rec === undefined || !visible(caller, rec) ? fail(req, res, 404, 'not_found', `no approval ${id}`) : json(req, res, 200, view(rec));
       }
       const action = parts[2];
       if (action !== 'approve' && action !== 'reject' && action !== 'cancel') return fail(req, res, 404, 'not_found', `no such action '${action}'`);
       if (method !== 'POST') return notAllowed(req, res, 'POST');
-      return decide(req, res, id, action, who.by === 'cookie');
+      return decide(req, res, id, action, who);
     }
 
     if (parts[0] === 'grants') {
+      // Standing approvals outlive the call they came from: managing them is the operator's.
+      if (caller.kind !== 'operator') return fail(req, res, 403, 'not_allowed', 'standing approvals are managed with the admin token');
       if (parts.length === 1) {
         if (!reading) return notAllowed(req, res, 'GET');
         const t = now();
@@ -389,7 +555,7 @@ export function approvalRoutes(opts: ApprovalRoutesOptions): AdminRoute {
       if (raw === undefined) return true;
       const input = parseDecisionBody(raw, who.by === 'cookie');
       if (typeof input === 'string') return fail(req, res, 400, 'invalid_request', input);
-      const by = `${input.via}:${input.by}`;
+      const by = `${input.via}:${OPERATOR}`;
       const ok = await engine.revokeGrant(id, by);
       log('info', 'standing approval revoke via the admin API', { grant_id: id, by, result: ok ? 'revoked' : 'not_found' });
       return ok ? json(req, res, 200, { ok: true }) : fail(req, res, 404, 'not_found', `no standing approval ${id}`);
@@ -407,12 +573,9 @@ export function approvalRoutes(opts: ApprovalRoutesOptions): AdminRoute {
       case '/approvals/login':
         return login(req, res);
       case '/approvals/logout':
-        if (req.method !== 'POST') return notAllowed(req, res, 'POST');
-        res.writeHead(204, { 'set-cookie': SIGN_OUT_COOKIE, ...BASE_HEADERS });
-        res.end();
-        return true;
+        return logout(req, res);
     }
-    if (path === '/api/approvals' || path.startsWith('/api/approvals/') || path === '/api/grants' || path.startsWith('/api/grants/')) return api(req, res, path);
+    if (path === '/api/approvals' || path.startsWith('/api/approvals/') || path === '/api/grants' || path.startsWith('/api/grants/') || path === '/api/whoami') return api(req, res, path);
     return false;
   };
 }

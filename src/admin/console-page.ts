@@ -25,9 +25,9 @@ ${HEAD}
 <body data-page="login">
 <main class="login">
 <h1>ThoughtGate approvals</h1>
-<p id="unauthorized">Sign in with the admin token (<code>THOUGHTGATE_ADMIN_TOKEN</code>).</p>
+<p id="unauthorized">Sign in with your approver token, or the admin token (<code>THOUGHTGATE_ADMIN_TOKEN</code>; its decisions count as the one <code>operator</code>).</p>
 ${message === undefined ? '' : `<p class="error" role="alert">${escapeHtml(message)}</p>\n`}<form method="post" action="/approvals/login">
-<label>Admin token <input type="password" name="token" autocomplete="current-password" required autofocus></label>
+<label>Token <input type="password" name="token" autocomplete="current-password" required autofocus></label>
 <button type="submit">Sign in</button>
 </form>
 </main>
@@ -44,7 +44,7 @@ ${HEAD}
 <body data-page="console">
 <header class="top">
 <h1>ThoughtGate approvals</h1>
-<label class="name">Your name <input id="name" autocomplete="nickname" maxlength="200" placeholder="recorded with your decisions"></label>
+<span class="name">Signed in as <strong id="who">…</strong></span>
 <span id="conn" data-state="connecting">connecting…</span>
 <button id="logout" type="button">Sign out</button>
 </header>
@@ -133,15 +133,13 @@ if (document.body.dataset.page !== 'console') {
 }
 sessionStorage.removeItem('tg_reloaded');
 
-const NAME_KEY = 'thoughtgate.console.name';
 const RANK = { pending: 0, approved: 1, executing: 2 };
 const records = new Map(); // id → view, every state
 const cards = new Map();   // id → pending card (kept across updates: a half-typed reason survives)
 let grants = [];
 
-const nameInput = $('name');
-nameInput.value = localStorage.getItem(NAME_KEY) || '';
-nameInput.addEventListener('input', () => localStorage.setItem(NAME_KEY, nameInput.value.trim()));
+// Who decides is who signed in (the server knows from the session; nothing typed here counts).
+let me = { identity: '', operator: false };
 
 // --- DOM helpers: data goes in as text, never as markup ---
 function el(tag, attrs, ...children) {
@@ -216,7 +214,8 @@ function upsert(v) {
 }
 
 async function refresh() {
-  const [a, g] = await Promise.all([api('GET', '/api/approvals?state=all'), api('GET', '/api/grants')]);
+  // Standing approvals are the operator's to see and revoke; an approver's token lists only approvals.
+  const [a, g] = await Promise.all([api('GET', '/api/approvals?state=all'), me.operator ? api('GET', '/api/grants') : Promise.resolve({ ok: true, data: [] })]);
   if (a.ok && Array.isArray(a.data)) {
     const seen = new Set();
     for (const v of a.data) { seen.add(v.id); upsert(v); }
@@ -230,15 +229,22 @@ let grantsTimer;
 function refreshGrantsSoon() {
   clearTimeout(grantsTimer);
   grantsTimer = setTimeout(async () => {
+    if (!me.operator) return;
     const g = await api('GET', '/api/grants');
     if (g.ok && Array.isArray(g.data)) { grants = g.data; renderGrants(); }
   }, 250);
 }
 
 function who() {
-  const by = nameInput.value.trim();
-  if (!by) { nameInput.focus(); return undefined; }
-  return by;
+  return me.identity || 'console';
+}
+
+async function whoami() {
+  const r = await api('GET', '/api/whoami');
+  if (r.ok && r.data && typeof r.data.identity === 'string') {
+    me = { identity: r.data.identity, operator: r.data.kind === 'operator' };
+    $('who').textContent = r.data.identity;
+  }
 }
 
 // --- pending cards ---
@@ -276,7 +282,6 @@ function card(v) {
 
   async function decide(action, extra) {
     const by = who();
-    if (!by) return cardError('Enter your name at the top first: it is recorded with your decision.');
     cardError('');
     busy(true);
     const r = await api('POST', '/api/approvals/' + encodeURIComponent(v.id) + '/' + action, Object.assign({ by, via: 'console' }, extra));
@@ -362,7 +367,6 @@ function renderGrants() {
     const revoke = el('button', { type: 'button', 'data-action': 'revoke', text: 'Revoke' });
     revoke.addEventListener('click', async () => {
       const by = who();
-      if (!by) return showError('Enter your name at the top first: it is recorded with the revocation.');
       revoke.disabled = true;
       const r = await api('DELETE', '/api/grants/' + encodeURIComponent(g.id), { by, via: 'console' });
       if (!r.ok && r.status !== 404) { revoke.disabled = false; return showError('Could not revoke: ' + errText(r)); }
@@ -417,7 +421,6 @@ $('logout').addEventListener('click', async () => {
 });
 
 setInterval(updateTimes, 15000);
-refresh();
-connect();
+whoami().then(() => { refresh(); connect(); });
 })();
 `;

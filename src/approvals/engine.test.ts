@@ -119,7 +119,7 @@ function delegate(real: StateStore, over: Partial<StateStore>): StateStore {
     create: (r, max) => real.create(r, max), get: (id) => real.get(id), list: () => real.list(),
     update: (id, fn) => real.update(id, fn), delete: (id) => real.delete(id),
     putGrant: (g) => real.putGrant(g), listGrants: () => real.listGrants(), deleteGrant: (id) => real.deleteGrant(id),
-    subscribe: (l) => real.subscribe(l),
+    subscribe: (l) => real.subscribe(l), claimOnce: (k, u) => real.claimOnce(k, u),
   };
   if (real.heartbeat !== undefined) through.heartbeat = (replica, ttl) => real.heartbeat!(replica, ttl);
   if (real.isAlive !== undefined) through.isAlive = (replica) => real.isAlive!(replica);

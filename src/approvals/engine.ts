@@ -5,6 +5,8 @@
 // the client, and deletes records after their retention. Everything it does is audited.
 import { randomUUID } from 'node:crypto';
 import { GovError } from '../core/errors.js';
+import { identityKey, personOf, samePerson } from '../core/identity.js';
+import type { WorkflowConfig } from '../policy/types.js';
 import type {
   ApprovalChannel, ApprovalDecider, ApprovalRecord, ApprovalState, DecideResult, Grant, GrantScope, Outcome, StateStore, Vote,
 } from './types.js';
@@ -32,6 +34,8 @@ export interface EngineOptions {
   now?: () => number;
   /** how often records are swept for retention and orphaned replicas (ms) */
   sweepMs?: number;
+  /** the current snapshot's workflows (the admin API finds per-approver tokens here) */
+  workflows?: () => Readonly<Record<string, WorkflowConfig>>;
 }
 
 export interface NewApproval {
@@ -56,6 +60,8 @@ export interface NewApproval {
   taskTtlMs?: number;
   /** a standing approval already covers it: created approved, executed at once, nobody asked */
   preapprovedBy?: string;
+  /** the workflow's redact_fields when the call was held (masked on every surface) */
+  redactFields?: readonly string[];
 }
 
 export const SYSTEM_AUTO_APPROVE = 'system:auto-approve';
@@ -103,6 +109,19 @@ export class ApprovalEngine implements ApprovalDecider {
 
   get store(): StateStore {
     return this.o.store;
+  }
+
+  /** The workflows of the policy in force now (empty when the engine was built without them). */
+  workflows(): Readonly<Record<string, WorkflowConfig>> {
+    return this.o.workflows?.() ?? {};
+  }
+
+  /**
+   * Replay protection that outlives this process: true the first time `key` is claimed, false
+   * while an earlier claim stands (until `untilMs`), in the state store every replica shares.
+   */
+  claimOnce(key: string, untilMs: number): Promise<boolean> {
+    return this.o.store.claimOnce(key, Math.min(untilMs, this.now() + MAX_NONCE_MS));
   }
 
   /** Loads what survived a restart: re-arms timeouts, adopts orphaned records, resolves interrupted executions. */
@@ -163,6 +182,7 @@ export class ApprovalEngine implements ApprovalDecider {
       keepUntil: n.taskTtlMs !== undefined ? now + n.taskTtlMs : expiresAt + this.o.retentionMs,
       pollIntervalMs: pollIntervalFor(n.timeoutMs),
     };
+    if (n.redactFields !== undefined && n.redactFields.length > 0) rec.redactFields = [...n.redactFields];
     if (n.preapprovedBy !== undefined) {
       rec.state = 'approved';
       rec.decidedBy = n.preapprovedBy;
@@ -212,16 +232,18 @@ export class ApprovalEngine implements ApprovalDecider {
         refusal = { ok: false, code: 'already_decided', message: `approval ${id} is already ${r.state}${r.decidedBy ? ` (by ${r.decidedBy})` : ''}`, rec: r };
         return undefined;
       }
-      if (r.approvers.length > 0 && !r.approvers.includes(approverId(vote.by))) {
+      // Compared as people, not strings: one person is one voter whatever the channel or spelling.
+      const person = personOf(vote.by);
+      if (r.approvers.length > 0 && !r.approvers.some((a) => identityKey(a) === person)) {
         refusal = { ok: false, code: 'not_allowed', message: `${vote.by} is not an approver for workflow '${r.workflow}'`, rec: r };
         return undefined;
       }
-      if (approverId(vote.by) === r.principal || vote.by === r.principal) {
+      if (samePerson(vote.by, r.principal)) {
         refusal = { ok: false, code: 'self_approval', message: `${vote.by} requested this call and cannot decide it`, rec: r };
         return undefined;
       }
-      if (r.votes.some((v) => v.by === vote.by)) {
-        refusal = { ok: false, code: 'duplicate_vote', message: `${vote.by} has already voted on ${id}`, rec: r };
+      if (r.votes.some((v) => personOf(v.by) === person)) {
+        refusal = { ok: false, code: 'duplicate_vote', message: `${person} has already voted on ${id}`, rec: r };
         return undefined;
       }
       const v: Vote = { by: vote.by, verdict: vote.verdict, at };
@@ -393,6 +415,7 @@ export class ApprovalEngine implements ApprovalDecider {
       expiresAt: g.scope === 'hours' ? now + Math.max(1, g.hours ?? 1) * 3_600_000 : now + 24 * 3_600_000,
       approvalId: rec.id,
     };
+    if (rec.redactFields !== undefined) grant.redactFields = rec.redactFields;
     if (g.scope === 'session') grant.sessionId = rec.sessionId;
     await this.o.store.putGrant(grant);
     this.o.events.log('info', 'standing approval granted', { grant_id: grant.id, tool: grant.tool, scope: g.scope, by: grant.grantedBy });
@@ -496,3 +519,6 @@ export function approverId(by: string): string {
   const colon = by.indexOf(':');
   return colon === -1 ? by : by.slice(colon + 1);
 }
+
+/** How long a claimed nonce is kept past its window at most (a bound on what a caller can make us store). */
+const MAX_NONCE_MS = 24 * 3_600_000;

@@ -113,6 +113,15 @@ export function finalResponse(r: ApprovalRecord, id: unknown, correlationId: str
   return JSON.stringify({ jsonrpc: '2.0', id, result: o?.result ?? {} });
 }
 
+/**
+ * Whether a caller may see a record: it belongs to the principal and the MCP session that made
+ * it. A record made without a session (the 2026-07-28 stateless era) belongs to "no session":
+ * only callers without a session see it, and a record of a session is never seen without one.
+ */
+export function ownedBy(r: ApprovalRecord, principal: string, sessionId: string | undefined): boolean {
+  return r.principal === principal && (r.sessionId ?? null) === (sessionId ?? null);
+}
+
 export class ApprovalGateway {
   /** requests held open right now (ended with a retriable error at shutdown) */
   readonly held = new Set<HeldExchange>();
@@ -217,6 +226,7 @@ export class ApprovalGateway {
       requestId: message.id,
       ...(ttl === undefined ? {} : { taskTtlMs: ttl }),
       ...(grant === undefined ? {} : { preapprovedBy: `grant:${grant.id} (${grant.grantedBy})` }),
+      ...(workflow?.redact_fields === undefined ? {} : { redactFields: workflow.redact_fields }),
     });
   }
 
@@ -240,22 +250,24 @@ export class ApprovalGateway {
   }
 
   /** The JSON-RPC answer to a tasks/* request, and whether it is an error (for the metrics). */
-  async taskMethod(method: string, params: Record<string, unknown> | undefined, id: unknown, correlationId: string, _sessionId?: string): Promise<{ body: string; error: boolean }> {
+  async taskMethod(method: string, params: Record<string, unknown> | undefined, id: unknown, correlationId: string, sessionId?: string): Promise<{ body: string; error: boolean }> {
     const o = this.o;
+    const owns = (r: ApprovalRecord): boolean => ownedBy(r, o.principal.id, sessionId);
     const ok = (result: unknown): { body: string; error: boolean } => ({ body: JSON.stringify({ jsonrpc: '2.0', id, result }), error: false });
     const fail = (err: GovError): { body: string; error: boolean } => ({ body: errorResponse(id, err, correlationId), error: true });
     if (method === 'tasks/list') {
       const cursor = params?.['cursor'];
       const start = typeof cursor === 'string' && /^\d+$/.test(cursor) ? Number(cursor) : 0;
-      const mine = await o.engine.list((r) => r.mode === 'task' && r.principal === o.principal.id);
+      const mine = await o.engine.list((r) => r.mode === 'task' && owns(r));
       const result: Record<string, unknown> = { tasks: mine.slice(start, start + TASKS_PAGE).map(taskView) };
       if (start + TASKS_PAGE < mine.length) result.nextCursor = String(start + TASKS_PAGE);
       return ok(result);
     }
     const taskId = params!['taskId'] as string;
     const rec = await o.engine.get(taskId);
-    // Another principal's task does not exist as far as this caller is concerned.
-    if (rec === undefined || rec.principal !== o.principal.id) return fail(new GovError('task_not_found', { subject: taskId }));
+    // Another session's or principal's task does not exist as far as this caller is concerned:
+    // the same answer as an unknown id (nothing tells them it exists), and nothing is changed.
+    if (rec === undefined || !owns(rec)) return fail(new GovError('task_not_found', { subject: taskId }));
     if (rec.keepUntil <= Date.now() && !TERMINAL_STATES.has(rec.state)) return fail(new GovError('task_expired', { subject: taskId, tool: rec.tool }));
     switch (method) {
       case 'tasks/get':

@@ -143,6 +143,8 @@ export async function createApprovals(d: ApprovalsDeps): Promise<Approvals> {
     maxPending: s.maxPending,
     retentionMs: s.retentionMs,
     execute: d.execute ?? ((rec) => gateway!.execute(rec)),
+    // Per-approver tokens and redact_fields as the policy in force now says (reloads included).
+    workflows: () => d.snapshot().config.approval,
     events: {
       transition: (rec, from, by) => {
         recordTransition(d, rec, from, by);
@@ -204,7 +206,7 @@ async function buildChannels(d: ApprovalsDeps, consoleUrl: string, channels: Map
       apiUrl: s.slackApiUrl,
       pollIntervalMs: s.slackPollMs,
       consoleUrl,
-      redactFields: (rec) => workflowOf(rec)?.redact_fields ?? [],
+      redactFields: (rec) => [...(rec.redactFields ?? []), ...(workflowOf(rec)?.redact_fields ?? [])],
       channelFor: (rec) => {
         const dest = workflowOf(rec)?.destination;
         return dest?.type === 'slack' ? dest.channel : undefined;
@@ -238,7 +240,7 @@ async function buildChannels(d: ApprovalsDeps, consoleUrl: string, channels: Map
       const body = await readBody(req, 16 * 1024);
       if (body === 'too_large') return answer(res, 413, '{"error":"too_large"}');
       if (secret === undefined) return answer(res, 404, '{"error":"not_found"}');
-      const r = await handleWebhookCallback(m[1]!, body, lowerHeaders(req.headers), engine(), secret);
+      const r = await handleWebhookCallback(m[1]!, body, lowerHeaders(req.headers), engine(), secret, Date.now(), `webhook:${rec!.workflow}`);
       res.writeHead(r.status, r.headers);
       res.end(r.body);
       return true;

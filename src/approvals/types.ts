@@ -83,6 +83,8 @@ export interface ApprovalRecord {
   outcome?: Outcome;
   /** channel bookkeeping (e.g. Slack channel + message ts) */
   channelRef?: Record<string, string>;
+  /** the workflow's redact_fields when the call was held: masked wherever the arguments are shown */
+  redactFields?: string[];
 }
 
 /** A standing approval: calls matching it are forwarded without asking again. */
@@ -102,6 +104,8 @@ export interface Grant {
   createdAt: number;
   expiresAt: number;
   approvalId: string;
+  /** the approval's redact_fields: the arguments key is shown masked */
+  redactFields?: string[];
 }
 
 /**
@@ -128,6 +132,11 @@ export interface StateStore {
   putGrant(g: Grant): Promise<void>;
   listGrants(): Promise<Grant[]>;
   deleteGrant(id: string): Promise<boolean>;
+  /**
+   * Replay protection shared by every replica and kept across restarts: true when `key` was not
+   * claimed (or its claim has lapsed) and is now claimed until `untilMs`; false while a claim stands.
+   */
+  claimOnce(key: string, untilMs: number): Promise<boolean>;
   /** called for every change to a record, by this replica or another (ids only: read to see) */
   subscribe(listener: (id: string) => void): void;
   /** this replica is alive (Redis: heartbeat key); others may adopt records of dead owners */
@@ -144,6 +153,8 @@ export interface ApprovalDecider {
   list(filter?: (r: ApprovalRecord) => boolean): Promise<ApprovalRecord[]>;
   /** the requester (or an operator) withdrew the call */
   cancel(id: string, by: string): Promise<ApprovalRecord | undefined>;
+  /** StateStore.claimOnce: a signed callback is used once, across restarts and replicas */
+  claimOnce?(key: string, untilMs: number): Promise<boolean>;
 }
 
 /** The HTTP status each refused vote is answered with (admin API, webhook callbacks). */

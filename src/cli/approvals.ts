@@ -1,7 +1,9 @@
 // `thoughtgate approvals list [--json] | approve ID | reject ID [--reason R] | revoke GRANT_ID`:
 // talks to a running sidecar's admin port (the same API the console uses). The token comes
 // from THOUGHTGATE_ADMIN_TOKEN, else from the file a sidecar that generated its own wrote in
-// its state directory.
+// its state directory. The token decides who votes: an approver's own token (approver_tokens)
+// votes as that approver; the admin token as `operator`. Arguments are shown as the sidecar
+// sends them: with the workflow's redact_fields masked.
 import { readFileSync } from 'node:fs';
 import { hostname, userInfo } from 'node:os';
 import { join } from 'node:path';
@@ -17,13 +19,16 @@ export const APPROVALS_HELP = `Usage:
 
 Options:
   --admin URL      the sidecar's admin address (default http://127.0.0.1:7469)
-  --by NAME        who you are, recorded with the decision (default $USER@host)
-  --json           machine-readable output: list prints [{id, tool, principal, created_at}]
+  --by NAME        a note of who you are (logged; the token decides who votes)
+  --json           machine-readable output: list prints
+                   [{id, tool, principal, created_at, state, expires_at, workflow, arguments}]
 
 The token is $THOUGHTGATE_ADMIN_TOKEN, else the admin-token file in $THOUGHTGATE_STATE_DIR.
+Votes count as the token's owner: set THOUGHTGATE_ADMIN_TOKEN to your own approver token
+(approval.<workflow>.approver_tokens) to vote as yourself; the admin token votes as 'operator'.
 `;
 
-interface View { id: string; tool: string; principal: string; created_at: string; state: string; expires_at: string; arguments: unknown; votes?: unknown[]; required_approvals?: number; decided_by?: string; reason?: string }
+interface View { id: string; tool: string; principal: string; created_at: string; state: string; expires_at: string; workflow?: string; arguments: unknown; votes?: unknown[]; required_approvals?: number; decided_by?: string; reason?: string }
 
 function token(): string | undefined {
   const env = process.env['THOUGHTGATE_ADMIN_TOKEN'];
@@ -92,7 +97,8 @@ export async function approvalsCommand(args: string[]): Promise<number> {
       if (r.status !== 200 || !Array.isArray(r.json)) fail(r);
       const views = r.json as View[];
       if (values.json) {
-        process.stdout.write(JSON.stringify(views.map((v) => ({ id: v.id, tool: v.tool, principal: v.principal, created_at: v.created_at, state: v.state, expires_at: v.expires_at })), null, 2) + '\n');
+        // arguments as the API sent them: masked where the workflow's redact_fields say
+        process.stdout.write(JSON.stringify(views.map((v) => ({ id: v.id, tool: v.tool, principal: v.principal, created_at: v.created_at, state: v.state, expires_at: v.expires_at, workflow: v.workflow, arguments: v.arguments ?? {} })), null, 2) + '\n');
       } else if (views.length === 0) {
         process.stdout.write('no approvals pending\n');
       } else {

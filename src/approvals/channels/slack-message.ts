@@ -8,7 +8,6 @@ import type { ApprovalRecord, Vote } from '../types.js';
 export const APPROVE_ACTION_ID = 'tg_approve';
 export const REJECT_ACTION_ID = 'tg_reject';
 export const METADATA_EVENT_TYPE = 'thoughtgate_approval';
-export const REDACTED = '[REDACTED]';
 export const TRUNCATED_MARKER = '… (truncated)';
 /** Longest argument text shown; a section's text may hold 3,000 characters. */
 export const MAX_ARGUMENTS_CHARS = 2500;
@@ -19,24 +18,8 @@ const MAX_HEADER_CHARS = 150;
 const MAX_FIELD_CHARS = 300;
 const MAX_REASON_CHARS = 500;
 const MAX_FALLBACK_CHARS = 300;
-/** Deeper than any request the framing accepts (limits.maxDepth is 64). */
-const MAX_MASK_DEPTH = 64;
 
 const AUTO_APPROVER = 'system:auto-approve';
-
-/** Keys whose values are secrets wherever they appear in the arguments. */
-const SECRET_KEY = /password|passwd|secret|token|api[_-]?key|authorization|credential|private[_-]?key/i;
-
-/** Values that look like credentials, masked wherever they appear inside a string. */
-const SECRET_VALUE = new RegExp([
-  String.raw`\bxox[abeoprs]-[A-Za-z0-9-]{6,}`, // Slack tokens
-  String.raw`\bsk-[A-Za-z0-9_-]{16,}`, // OpenAI / Anthropic style API keys
-  String.raw`\bgh[pousr]_[A-Za-z0-9]{20,}`, // GitHub tokens
-  String.raw`\bgithub_pat_[A-Za-z0-9_]{20,}`,
-  String.raw`\bAKIA[0-9A-Z]{16}\b`, // AWS access key ids
-  String.raw`\bBearer\s+[A-Za-z0-9._~+/-]+=*`, // HTTP bearer credentials
-  String.raw`\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*`, // JWTs (base64url JSON header)
-].join('|'), 'gi');
 
 export interface MessageOptions {
   /** the workflow's redact_fields: dotted paths (`auth.token`) */
@@ -55,52 +38,9 @@ export interface SlackRequestMessage extends SlackMessage {
   metadata: MessageMetadata;
 }
 
-// --- masking ----------------------------------------------------------------------------
-
-/**
- * A copy of `value` with secrets replaced by `[REDACTED]`: values under secret-looking keys
- * (any depth), values under a `redactFields` path, and credential-shaped substrings of strings.
- * A path matches where it ends, at any depth (`token` and `auth.token` both match
- * `{a: {auth: {token}}}`); array indexes are not part of a path. Masking too much is the safe
- * way to be wrong here: the approver still sees the shape of the call.
- */
-export function maskArguments(value: unknown, redactFields: readonly string[] = []): unknown {
-  const paths = redactFields.map((p) => p.split('.').filter((s) => s !== '')).filter((p) => p.length > 0);
-  return mask(value, paths, [], 0);
-}
-
-function mask(value: unknown, paths: string[][], keyPath: string[], depth: number): unknown {
-  if (typeof value === 'string') return maskSecretValues(value);
-  if (value === null || typeof value !== 'object') return value;
-  if (depth >= MAX_MASK_DEPTH) return '[…]';
-  if (Array.isArray(value)) return value.map((v) => mask(v, paths, keyPath, depth + 1));
-  const out: Record<string, unknown> = {};
-  for (const [key, v] of Object.entries(value as Record<string, unknown>)) {
-    keyPath.push(key);
-    const masked = SECRET_KEY.test(key) || matchesPath(keyPath, paths) ? REDACTED : mask(v, paths, keyPath, depth + 1);
-    // Assigning `__proto__` would set the prototype instead of adding the key.
-    if (key === '__proto__') Object.defineProperty(out, key, { value: masked, enumerable: true, writable: true, configurable: true });
-    else out[key] = masked;
-    keyPath.pop();
-  }
-  return out;
-}
-
-function matchesPath(keyPath: readonly string[], paths: readonly string[][]): boolean {
-  outer: for (const p of paths) {
-    if (p.length > keyPath.length) continue;
-    const offset = keyPath.length - p.length;
-    for (let i = 0; i < p.length; i++) if (p[i] !== keyPath[offset + i]) continue outer;
-    return true;
-  }
-  return false;
-}
-
-/** Replaces credential-shaped substrings; the rest of the string stays readable. */
-export function maskSecretValues(s: string): string {
-  SECRET_VALUE.lastIndex = 0;
-  return SECRET_VALUE.test(s) ? s.replace(SECRET_VALUE, REDACTED) : s;
-}
+// Masking lives in ../redact.ts (every surface that shows a request uses it); re-exported for the message's users.
+export { maskArguments, maskSecretValues, REDACTED } from '../redact.js';
+import { maskArguments } from '../redact.js';
 
 // --- text helpers -----------------------------------------------------------------------
 

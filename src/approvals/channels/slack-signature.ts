@@ -1,8 +1,9 @@
 // Slack's interactive payloads (the Approve / Reject buttons). Slack signs each request with
 // the app's signing secret (https://docs.slack.dev/authentication/verifying-requests-from-slack);
-// anything unsigned, wrongly signed or replayed later than five minutes is refused before it is
-// read. Slack wants a 200 within 3 s, and a decision may run the approved call upstream, so the
-// vote is handed to the engine and the answer does not wait for it.
+// anything unsigned, wrongly signed, replayed later than five minutes, or replayed at all (its
+// signature is claimed in the state store) is refused before it is read. Slack wants a 200
+// within 3 s, and a decision may run the approved call upstream, so the vote is handed to the
+// engine and the answer does not wait for it.
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { ApprovalDecider } from '../types.js';
 import { APPROVE_ACTION_ID, REJECT_ACTION_ID, slackRejectReason } from './slack-message.js';
@@ -71,9 +72,19 @@ export async function handleSlackInteraction(
   signingSecret: string,
   log?: SlackLog,
 ): Promise<SlackHttpAnswer> {
-  if (!verifySlackSignature(rawBody, headers, signingSecret)) {
+  const nowMs = Date.now();
+  if (!verifySlackSignature(rawBody, headers, signingSecret, nowMs)) {
     log?.('warn', 'slack interaction refused: bad or stale signature');
     return refuse(401, 'invalid signature');
+  }
+  // A signed request is used once, also across restarts and replicas: its signature is claimed in
+  // the state store until the replay window has closed for it on any clock within the skew.
+  if (decider.claimOnce !== undefined) {
+    const sig = header(headers, 'x-slack-signature')!.toLowerCase();
+    if (!(await decider.claimOnce(`slack:${sig}`, nowMs + 2 * MAX_SKEW_SECONDS * 1000))) {
+      log?.('warn', 'slack interaction refused: replayed');
+      return refuse(409, 'replayed');
+    }
   }
   let payload: unknown;
   try {

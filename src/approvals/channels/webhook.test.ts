@@ -183,7 +183,7 @@ test('a correctly signed callback decides; bad or stale signatures decide nothin
   assert.ok(['approved', 'executing', 'completed'].includes(ok.json.state), ok.json.state);
   await until('completed', async () => (await stateOf(rec.id)) === 'completed');
   const done = (await engine.get(rec.id))!;
-  assert.equal(done.decidedBy, 'webhook:ops-bot');
+  assert.equal(done.decidedBy, 'webhook:dba', "the webhook's own identity (its workflow), not the body's by");
   assert.equal(done.votes[0]!.reason, 'ticket CHG-42');
 
   const again = await callback(rec.id, { decision: 'reject', by: 'other' });
@@ -194,7 +194,7 @@ test('a correctly signed callback decides; bad or stale signatures decide nothin
 
 test('invalid callback bodies are 400; a used signature cannot decide another call', async () => {
   const rec = await engine.request(newApproval());
-  for (const body of [{ decision: 'maybe', by: 'x' }, { decision: 'approve' }, { decision: 'approve', by: '' }, { decision: 'reject', by: 'x', reason: 7 }, [], { decision: 'approve', by: 'x', id: 'tg_other' }]) {
+  for (const body of [{ decision: 'maybe', by: 'x' }, { decision: 'approve', by: 7 }, { decision: 'approve', by: '' }, { decision: 'reject', by: 'x', reason: 7 }, [], { decision: 'approve', by: 'x', id: 'tg_other' }]) {
     const r = await callback(rec.id, body);
     assert.equal(r.status, 400, JSON.stringify(body));
     assert.equal(r.json.error, 'invalid_request');
@@ -225,6 +225,71 @@ test('invalid callback bodies are 400; a used signature cannot decide another ca
   assert.equal(later.status, 401);
   assert.equal(await stateOf(other.id), 'pending');
   await engine.cancel(other.id, 'test');
+});
+
+test('a signed decision without an id is used once, also after a restart (the claim is in the state store)', async () => {
+  const d2 = mkdtempSync(join(tmpdir(), 'tg-webhook-restart-'));
+  const mk = async () => {
+    const st = new FileStore(d2);
+    await st.open();
+    const en = new ApprovalEngine({
+      store: st, channels: new Map(), replicaId: 'r-restart', maxPending: 100, retentionMs: 600_000,
+      execute: async () => ({ result: {} }), events: { transition: () => {}, log: () => {} },
+    });
+    await en.start();
+    return { st, en };
+  };
+  try {
+    const one = await mk();
+    const a = await one.en.request(newApproval());
+    const b = await one.en.request(newApproval());
+    const ts = String(Math.floor(Date.now() / 1000));
+    const text = JSON.stringify({ decision: 'approve', by: 'ops-bot' });
+    const headers = { 'x-thoughtgate-timestamp': ts, 'x-thoughtgate-signature': hmac(SECRET, ts, text) };
+    assert.equal((await handleWebhookCallback(a.id, Buffer.from(text), headers, one.en, SECRET)).status, 200);
+    await one.en.close();
+    await one.st.close();
+
+    const two = await mk();
+    try {
+      const replay = await handleWebhookCallback(b.id, Buffer.from(text), headers, two.en, SECRET);
+      assert.equal(replay.status, 409, 'the same signed body after a restart is a replay');
+      assert.equal(JSON.parse(replay.body).error, 'replayed');
+      assert.equal((await two.en.get(b.id))?.state, 'pending');
+    } finally {
+      await two.en.close();
+      await two.st.close();
+    }
+  } finally {
+    rmSync(d2, { recursive: true, force: true });
+  }
+});
+
+test("the body's by is not a person: one webhook is one vote, however many names it sends", async () => {
+  const rec = await engine.request(newApproval({ requiredApprovals: 2 }));
+  assert.equal((await callback(rec.id, { decision: 'approve', by: 'alice', id: rec.id })).status, 200);
+  const second = await callback(rec.id, { decision: 'approve', by: 'bob', id: rec.id });
+  assert.equal(second.status, 409);
+  assert.equal(second.json.error, 'duplicate_vote');
+  assert.equal(await stateOf(rec.id), 'pending');
+  await engine.cancel(rec.id, 'test');
+});
+
+test("the request sent to the receiver masks the workflow's redact_fields (key kept, other arguments clear)", async () => {
+  const hook = await receiver();
+  const ch = new WebhookChannel({ url: hook.url, secret: SECRET, callbackBase: 'http://tg.internal:7468/', log: () => {} });
+  channels.set('hook-r', ch);
+  try {
+    const rec = await engine.request(newApproval({ channel: 'hook-r', arguments: { account: 'acct-1', iban: 'DE0012345678' }, redactFields: ['iban'] }));
+    const got = await until('the post', () => hook.got[0]);
+    assert.ok(!got.body.includes('DE0012345678'), got.body);
+    assert.deepEqual(JSON.parse(got.body).arguments, { account: 'acct-1', iban: '[REDACTED]' });
+    await engine.cancel(rec.id, 'test');
+  } finally {
+    channels.delete('hook-r');
+    await ch.close();
+    await hook.close();
+  }
 });
 
 test('the inbound server: only its routes, small bodies, POST only', async () => {

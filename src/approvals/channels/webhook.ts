@@ -7,10 +7,14 @@
 // A callback is accepted within 5 minutes of its timestamp. The id is in the URL, not under
 // the signature, so a captured "approve" could be replayed against another pending call:
 // a body that names its `id` (which must match the URL) is bound to it; one that does not
-// may be used once (per process).
+// may be used once: its signature is claimed in the state store until its window closes, so
+// neither a restart nor another replica accepts it again.
+// Who decided is the webhook itself (`webhook:<workflow>`): whoever holds the secret speaks
+// for the webhook, so a `by` in the body (still accepted) names nobody.
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type http from 'node:http';
+import { maskedArguments } from '../redact.js';
 import { REFUSAL_STATUS, type ApprovalChannel, type ApprovalDecider, type ApprovalRecord } from '../types.js';
 import { readBody, type AdminRoute } from '../../admin/server.js';
 
@@ -74,7 +78,8 @@ export function requestedPayload(rec: ApprovalRecord, callbackBase: string): Rec
     id: rec.id,
     tool: rec.tool,
     principal: rec.principal,
-    arguments: rec.arguments ?? null,
+    // redact_fields hold here too: the receiver is one more surface that shows the request.
+    arguments: rec.arguments === undefined ? null : maskedArguments(rec),
     workflow: rec.workflow,
     session: rec.sessionId ?? null,
     created_at: iso(rec.createdAt),
@@ -198,25 +203,32 @@ const respond = (status: number, body: unknown): WebhookResponse => ({
 });
 
 
-/** Signatures already used, until their timestamp leaves the window (then the skew check refuses them anyway). */
+/**
+ * Signatures already used, until their timestamp leaves the window (then the skew check refuses
+ * them anyway). In the state store when the decider has one (the engine always does: replays
+ * after a restart or on another replica are refused); this map only for a decider without.
+ */
 const seen = new Map<string, number>();
 const MAX_SEEN = 100_000;
 
-function firstUse(sig: string, nowMs: number): boolean {
-  if (seen.size > 1000) for (const [k, until] of seen) if (until <= nowMs) seen.delete(k);
+async function firstUse(decider: ApprovalDecider, sig: string, nowMs: number): Promise<boolean> {
+  const until = nowMs + 2 * MAX_SKEW_S * 1000;
+  if (decider.claimOnce !== undefined) return decider.claimOnce(`webhook:${sig}`, until);
+  if (seen.size > 1000) for (const [k, u] of seen) if (u <= nowMs) seen.delete(k);
   if (seen.has(sig)) return false;
   if (seen.size >= MAX_SEEN) seen.delete(seen.keys().next().value!);
-  seen.set(sig, nowMs + 2 * MAX_SKEW_S * 1000);
+  seen.set(sig, until);
   return true;
 }
 
 /**
- * A decision from the webhook's receiver: `{decision: 'approve'|'reject', by, reason?, id?}`,
+ * A decision from the webhook's receiver: `{decision: 'approve'|'reject', by?, reason?, id?}`,
  * signed. Nothing is decided unless the signature is good and fresh. Senders should include
- * `id`: without it, two identical bodies signed in the same second are one signature.
+ * `id`: without it, two identical bodies signed in the same second are one signature. The vote
+ * is cast as `identity` (the webhook's: `webhook:<workflow>`), whatever `by` says.
  */
 export async function handleWebhookCallback(
-  id: string, rawBody: Buffer, headers: Record<string, string>, decider: ApprovalDecider, secret: string, nowMs: number = Date.now(),
+  id: string, rawBody: Buffer, headers: Record<string, string>, decider: ApprovalDecider, secret: string, nowMs: number = Date.now(), identity?: string,
 ): Promise<WebhookResponse> {
   const lower: Record<string, string> = {};
   for (const [k, v] of Object.entries(headers)) lower[k.toLowerCase()] = v;
@@ -232,7 +244,7 @@ export async function handleWebhookCallback(
   if (body === null || typeof body !== 'object' || Array.isArray(body)) return respond(400, { error: 'invalid_request', message: 'body must be a JSON object' });
   const b = body as Record<string, unknown>;
   if (b.decision !== 'approve' && b.decision !== 'reject') return respond(400, { error: 'invalid_request', message: "decision must be 'approve' or 'reject'" });
-  if (typeof b.by !== 'string' || b.by.trim() === '' || b.by.length > MAX_BY || CONTROL_RE.test(b.by)) {
+  if (b.by !== undefined && (typeof b.by !== 'string' || b.by.trim() === '' || b.by.length > MAX_BY || CONTROL_RE.test(b.by))) {
     return respond(400, { error: 'invalid_request', message: `by must be a name of 1-${MAX_BY} printable characters` });
   }
   if (b.reason !== undefined && b.reason !== null && (typeof b.reason !== 'string' || b.reason.length > MAX_REASON)) {
@@ -241,11 +253,17 @@ export async function handleWebhookCallback(
   if (b.id !== undefined && b.id !== id) return respond(400, { error: 'invalid_request', message: 'id in the body does not match the URL' });
   if (!ID_RE.test(id)) return respond(404, { error: 'not_found', message: `no approval ${id}` });
   // With the id in the body the signature covers it; without, each signature may decide once.
-  if (b.id === undefined && !firstUse(lower[SIGNATURE_HEADER]!.toLowerCase(), nowMs)) {
+  if (b.id === undefined && !(await firstUse(decider, lower[SIGNATURE_HEADER]!.toLowerCase(), nowMs))) {
     return respond(409, { error: 'replayed', message: 'this signed callback was already used; put "id" in the body (or sign each callback afresh)' });
   }
 
-  const vote: Parameters<ApprovalDecider['decide']>[1] = { verdict: b.decision, by: 'webhook:' + b.by.trim() };
+  let actor = identity;
+  if (actor === undefined) {
+    const rec = await decider.get(id);
+    if (rec === undefined) return respond(404, { error: 'not_found', message: `no approval ${id}` });
+    actor = `webhook:${rec.workflow}`;
+  }
+  const vote: Parameters<ApprovalDecider['decide']>[1] = { verdict: b.decision, by: actor };
   if (typeof b.reason === 'string' && b.reason.trim() !== '') vote.reason = b.reason.trim();
   const result = await decider.decide(id, vote);
   if (!result.ok) return respond(REFUSAL_STATUS[result.code], { error: result.code, message: result.message });

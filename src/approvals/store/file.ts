@@ -11,7 +11,7 @@ import { isProcessAlive, writeFileAtomic } from '../../core/durable-fs.js';
 import type { ApprovalRecord, Grant, StateStore } from '../types.js';
 import { TERMINAL_STATES } from '../types.js';
 
-type Line = { t: 'r'; v: ApprovalRecord } | { t: 'd'; id: string } | { t: 'g'; v: Grant } | { t: 'x'; id: string };
+type Line = { t: 'r'; v: ApprovalRecord } | { t: 'd'; id: string } | { t: 'g'; v: Grant } | { t: 'x'; id: string } | { t: 'n'; k: string; u: number };
 
 const JOURNAL = 'approvals.jsonl';
 const LOCK = 'lock';
@@ -23,6 +23,8 @@ export class FileStore implements StateStore {
   readonly where: string;
   private readonly records = new Map<string, ApprovalRecord>();
   private readonly grants = new Map<string, Grant>();
+  /** claimed nonces → until when (journalled, so a replay after a restart is still refused) */
+  private readonly nonces = new Map<string, number>();
   private readonly listeners: ((id: string) => void)[] = [];
   private fh: FileHandle | undefined;
   private queue: { text: string; done: () => void; fail: (e: Error) => void }[] = [];
@@ -89,6 +91,7 @@ export class FileStore implements StateStore {
       case 'd': this.records.delete(line.id); break;
       case 'g': this.grants.set(line.v.id, line.v); break;
       case 'x': this.grants.delete(line.id); break;
+      case 'n': this.nonces.set(line.k, line.u); break;
     }
   }
 
@@ -97,8 +100,10 @@ export class FileStore implements StateStore {
     let text = '';
     for (const v of this.records.values()) text += JSON.stringify({ t: 'r', v }) + '\n';
     for (const v of this.grants.values()) text += JSON.stringify({ t: 'g', v }) + '\n';
+    this.dropLapsedNonces(Date.now());
+    for (const [k, u] of this.nonces) text += JSON.stringify({ t: 'n', k, u }) + '\n';
     writeFileAtomic(this.where, Buffer.from(text, 'utf8'), 0o600);
-    this.journalLines = this.records.size + this.grants.size;
+    this.journalLines = this.records.size + this.grants.size + this.nonces.size;
   }
 
   private append(line: Line): Promise<void> {
@@ -124,7 +129,7 @@ export class FileStore implements StateStore {
       } catch (e) {
         for (const w of batch) w.fail(e as Error);
       }
-      if (this.journalLines > 1000 && this.journalLines > 4 * (this.records.size + this.grants.size)) await this.compact();
+      if (this.journalLines > 1000 && this.journalLines > 4 * (this.records.size + this.grants.size + this.nonces.size)) await this.compact();
     }
     this.flushing = false;
   }
@@ -188,6 +193,21 @@ export class FileStore implements StateStore {
     if (!this.grants.delete(id)) return false;
     await this.append({ t: 'x', id });
     return true;
+  }
+
+  async claimOnce(key: string, untilMs: number): Promise<boolean> {
+    const now = Date.now();
+    if (this.nonces.size > 1000) this.dropLapsedNonces(now);
+    const held = this.nonces.get(key);
+    if (held !== undefined && held > now) return false;
+    // Claimed in memory first (a concurrent second claim loses at once), durable before we answer.
+    this.nonces.set(key, untilMs);
+    await this.append({ t: 'n', k: key, u: untilMs });
+    return true;
+  }
+
+  private dropLapsedNonces(now: number): void {
+    for (const [k, u] of this.nonces) if (u <= now) this.nonces.delete(k);
   }
 
   subscribe(listener: (id: string) => void): void {

@@ -14,7 +14,8 @@
 //
 // Keys: <prefix>:rec:<id> (record JSON), <prefix>:active (set of non-terminal ids, for the cap),
 // <prefix>:all (set of every id, for list), <prefix>:grants (hash id → grant JSON),
-// <prefix>:replica:<id> (heartbeat, expires after its ttl).
+// <prefix>:replica:<id> (heartbeat, expires after its ttl), <prefix>:nonce:<sha256> (a used
+// signed callback, expires when its window closes).
 import { createHash } from 'node:crypto';
 import { Redis } from 'ioredis';
 import type { ApprovalRecord, Grant, StateStore } from '../types.js';
@@ -111,6 +112,7 @@ export class RedisStore implements StateStore {
   private get allKey(): string { return `${this.prefix}:all`; }
   private get grantsKey(): string { return `${this.prefix}:grants`; }
   private replicaKey(replica: string): string { return `${this.prefix}:replica:${replica}`; }
+  private nonceKey(key: string): string { return `${this.prefix}:nonce:${createHash('sha256').update(key).digest('hex')}`; }
 
   async open(): Promise<void> {
     const client = new Redis(this.url, {
@@ -227,6 +229,12 @@ export class RedisStore implements StateStore {
 
   async deleteGrant(id: string): Promise<boolean> {
     return (await this.redis.hdel(this.grantsKey, id)) > 0;
+  }
+
+  async claimOnce(key: string, untilMs: number): Promise<boolean> {
+    // SET NX PX: one atomic claim on the server, expiring by itself when its window closes.
+    const ttl = Math.max(1, Math.ceil(untilMs - Date.now()));
+    return (await this.redis.set(this.nonceKey(key), '1', 'PX', ttl, 'NX')) === 'OK';
   }
 
   subscribe(listener: (id: string) => void): void {

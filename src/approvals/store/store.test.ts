@@ -162,6 +162,25 @@ for (const kind of kinds) {
     assert.deepEqual((await b.listGrants()).map((g) => g.id), [g2.id]);
   });
 
+  t('claimOnce: a key is claimed once across handles until its window closes, then may be claimed again', async ({ a, b }) => {
+    const k = uniq('nonce');
+    const now = Date.now();
+    assert.equal(await a.claimOnce(k, now + 60_000), true, 'first claim');
+    assert.equal(await b.claimOnce(k, now + 60_000), false, 'the other handle sees the claim');
+    assert.equal(await a.claimOnce(k, now + 60_000), false, 'and so does the same one');
+    const other = uniq('nonce');
+    assert.equal(await b.claimOnce(other, now + 60_000), true, 'keys are independent');
+    const brief = uniq('nonce');
+    assert.equal(await a.claimOnce(brief, Date.now() + 30), true);
+    await until('the brief claim to lapse', async () => (await b.claimOnce(brief, Date.now() + 60_000)) || undefined);
+  });
+
+  t('claimOnce: of 20 concurrent claims of one key exactly one wins', async ({ a, b }) => {
+    const k = uniq('nonce');
+    const results = await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 ? a : b).claimOnce(k, Date.now() + 60_000)));
+    assert.equal(results.filter(Boolean).length, 1);
+  });
+
   t('subscribe: every change made through one handle reaches a listener on the other, once', async ({ a, b }) => {
     const seen: string[] = [];
     b.subscribe((id) => seen.push(id));
@@ -296,6 +315,23 @@ test('FileStore: records and grants survive close and reopen', async () => {
   assert.equal(await s2.get(gone.id), undefined, 'the delete survived');
   assert.deepEqual(await s2.listGrants(), [g]);
   await s2.close();
+});
+
+test('FileStore: a claimed nonce is still claimed after close and reopen (replays across a restart are refused)', async () => {
+  const dir = tempDir();
+  const first = new FileStore(dir);
+  await first.open();
+  assert.equal(await first.claimOnce('webhook:sig-1', Date.now() + 60_000), true);
+  assert.equal(await first.claimOnce('webhook:lapsed', Date.now() - 1), true, 'a claim already lapsed');
+  await first.close();
+  const second = new FileStore(dir);
+  await second.open();
+  try {
+    assert.equal(await second.claimOnce('webhook:sig-1', Date.now() + 60_000), false, 'the claim survived the restart');
+    assert.equal(await second.claimOnce('webhook:lapsed', Date.now() + 60_000), true, 'a lapsed claim is not kept');
+  } finally {
+    await second.close();
+  }
 });
 
 test('FileStore: a torn final journal line (a write cut short) is ignored', async () => {
