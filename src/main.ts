@@ -1,9 +1,11 @@
 // The sidecar's composition root: load the config into a snapshot, start the upstream, the
 // traffic port (uWS) and the admin port, wire telemetry, and drain cleanly on SIGTERM.
-import { resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { ensurePrivateDir, ensurePrivateFile } from './core/durable-fs.js';
 import { startAdminServer, type AdminRoute, type ReadyState } from './admin/server.js';
 import { approvalRoutes } from './admin/approvals-api.js';
-import type { Settings } from './cli/settings.js';
+import type { ApprovalSettings, Settings } from './cli/settings.js';
 import { codeOf } from './core/errors.js';
 import { judge } from './gates/judge.js';
 import { Pipeline } from './pipeline.js';
@@ -73,8 +75,26 @@ async function makeUpstream(source: SourceConfig, s: Settings, config: Snapshot[
   });
 }
 
+/**
+ * The state directory holds the generated admin token (approvals/setup.ts writes
+ * <dir>/admin-token) and the approvals journal: this user's alone, 0700, the token 0600. An
+ * existing directory or token file left open (an older version, a umask, an operator's mkdir)
+ * is tightened, since `mkdir -p` never changes one; one we cannot tighten stops the start.
+ */
+function privateStateDir(a: ApprovalSettings): void {
+  const dir = resolve(a.stateDir);
+  // nothing of ours goes there unless a token is generated or the directory is already in use
+  if (a.adminToken !== undefined && !existsSync(dir)) return;
+  const wasDir = ensurePrivateDir(dir);
+  if (wasDir !== undefined) logger.warn({ dir, mode: wasDir.toString(8) }, 'state directory was open to other users; made it 0700');
+  const token = join(dir, 'admin-token');
+  const wasFile = ensurePrivateFile(token);
+  if (wasFile !== undefined) logger.warn({ file: token, mode: wasFile.toString(8) }, 'admin token file was open to other users; made it 0600');
+}
+
 export async function startSidecar(s: Settings): Promise<Sidecar> {
   const startedAt = performance.now();
+  privateStateDir(s.approvals);
   metrics.setLifecycle('starting');
   let ready: ReadyState = { ready: false, reason: 'lifecycle_state: starting', checks: { config_loaded: false, upstream_reachable: true, approval_store_initialized: true } };
   let stopped = false;

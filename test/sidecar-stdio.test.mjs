@@ -137,3 +137,59 @@ test('an idle session past THOUGHTGATE_STDIO_IDLE_TIMEOUT_SECS has its server en
     await p.stop();
   }
 });
+
+const envYaml = (extra) => `schema: 1
+sources:
+  - id: everything
+    kind: mcp
+    command: ${JSON.stringify(process.execPath)}
+    args: [${JSON.stringify(EVERYTHING)}, "stdio"]
+${extra}
+governance:
+  defaults:
+    action: forward
+`;
+
+test('the stdio server gets PATH, HOME, locale, its env: and env_passthrough; none of our settings or secrets', async () => {
+  const secrets = {
+    THOUGHTGATE_ADMIN_TOKEN: 'stdio-env-admin-token-1',
+    THOUGHTGATE_SLACK_BOT_TOKEN: 'xoxb-stdio-env-slack-2',
+    THOUGHTGATE_WEBHOOK_SECRET: 'stdio-env-webhook-3',
+    THOUGHTGATE_API_TOKEN: 'stdio-env-api-token-4',
+  };
+  const p = await startProxy(envYaml(`    env:
+      FROM_CONFIG: "configured"
+    env_passthrough: [OPERATOR_PASSED, NOT_SET_ANYWHERE]`), {
+    env: { ...secrets, OPERATOR_PASSED: 'passed-by-name', NOT_PASSED: 'stays-with-the-proxy', LANG: 'C.UTF-8', HOME: '/home/tg-test' },
+  });
+  try {
+    const { headers } = await rawSession(p.url);
+    const r = await post(p.url, { jsonrpc: '2.0', id: 5, method: 'tools/call', params: { name: 'get-env', arguments: {} } }, headers);
+    const text = r.messages[0].result.content[0].text;
+    const env = JSON.parse(text);
+    assert.deepEqual(Object.keys(env).filter((k) => /^thoughtgate_/i.test(k)), [], 'no THOUGHTGATE_* variable');
+    for (const [k, v] of Object.entries(secrets)) assert.ok(!text.includes(v), `${k}'s value reached the server`);
+    assert.equal(typeof env.PATH, 'string');
+    assert.equal(env.HOME, '/home/tg-test');
+    assert.equal(env.LANG, 'C.UTF-8');
+    assert.equal(env.FROM_CONFIG, 'configured');
+    assert.equal(env.OPERATOR_PASSED, 'passed-by-name');
+    assert.ok(!('NOT_PASSED' in env) && !('NOT_SET_ANYWHERE' in env));
+  } finally {
+    await p.stop();
+  }
+});
+
+test('a config that would hand the server one of our variables or credentials is refused at startup', async () => {
+  const cases = [
+    [`    env_passthrough: [THOUGHTGATE_ADMIN_TOKEN]`, {}, /sources\[everything\]\.env_passthrough: 'THOUGHTGATE_ADMIN_TOKEN' is ThoughtGate's own setting/],
+    [`    env:\n      T: "\${THOUGHTGATE_ADMIN_TOKEN}"`, {}, /sources\[everything\]\.env: 'T' is set to one of ThoughtGate's own credentials/],
+    [`    env_passthrough: [COPY]`, { COPY: 'test-admin-token' }, /sources\[everything\]\.env_passthrough: 'COPY' has the value of one of ThoughtGate's own credentials/],
+  ];
+  for (const [extra, env, message] of cases) {
+    const p = await startProxy(envYaml(extra), { env, expectFailure: true });
+    const { code } = await p.exited;
+    assert.equal(code, 1, extra);
+    assert.match(p.logText(), message);
+  }
+});

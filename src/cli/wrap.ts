@@ -17,6 +17,7 @@ import { planRewrite, type RewritePlan } from '../wrap/rewrite.js';
 import { acquireLock, findStale, restore, writeBackup, type Lock } from '../wrap/backup.js';
 import { dryRunDiff } from '../wrap/dry-run.js';
 import { withoutOurs } from '../upstream/child-env.js';
+import { ensurePrivateDir } from '../core/durable-fs.js';
 
 /**
  * THOUGHTGATE_* settings the agent keeps: the shims it launches read them (limits, log level).
@@ -172,7 +173,18 @@ export async function wrapCommand(args: string[]): Promise<number> {
   }
 
   // The agent owns the terminal: the service's log goes to a file (the path is said once below).
-  const logFile = process.env['THOUGHTGATE_LOG_FILE'] || join(homedir(), '.local', 'state', 'thoughtgate', 'wrap.log');
+  // Our default directory for it and the audit trail is this user's alone (0700, tightened if
+  // an earlier run or a mkdir left it open): both record what the agent asked for.
+  const ourDir = join(homedir(), '.local', 'state', 'thoughtgate');
+  if (!process.env['THOUGHTGATE_LOG_FILE'] || !process.env['THOUGHTGATE_AUDIT_PATH']) {
+    try {
+      ensurePrivateDir(ourDir);
+    } catch (e) {
+      releaseLocks();
+      throw e;
+    }
+  }
+  const logFile = process.env['THOUGHTGATE_LOG_FILE'] || join(ourDir, 'wrap.log');
   process.env['THOUGHTGATE_LOG_FILE'] = logFile;
   const { startGovernanceService } = await import('../wrap/governance.js');
   let gov: Awaited<ReturnType<typeof startGovernanceService>>;

@@ -3,7 +3,7 @@
 // running" (zombies and reused pids count as gone). Shared by wrap's backups and locks and the
 // approvals' embedded store.
 import { randomUUID } from 'node:crypto';
-import { closeSync, fchmodSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, fchmodSync, fsyncSync, lstatSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 
 /** A process that started this long after the moment it was recorded is another one with the same pid. */
@@ -86,4 +86,45 @@ export function writeFileAtomic(path: string, data: Uint8Array, mode: number): v
     throw e;
   }
   syncDir(dir);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Private places (token files: 0600 in a 0700 directory)
+
+export class NotPrivateError extends Error {}
+
+/**
+ * Makes `dir` (created when missing, parents included) accessible to this user only. An
+ * existing directory is tightened too: `mkdir -p` never changes one, so a state directory made
+ * 0755 by an older version, a umask or an operator would keep its token readable by anyone.
+ * Throws NotPrivateError when it is someone else's and open to others (we cannot chmod it).
+ * Returns the old mode when it had to be tightened (for a log line), undefined otherwise.
+ */
+export function ensurePrivateDir(dir: string): number | undefined {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  return tighten(dir, 0o700, 'directory');
+}
+
+/** As ensurePrivateDir for a file that exists (0600); undefined also when it does not exist. */
+export function ensurePrivateFile(path: string): number | undefined {
+  try {
+    lstatSync(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw e;
+  }
+  return tighten(path, 0o600, 'file');
+}
+
+function tighten(path: string, mode: number, what: string): number | undefined {
+  const st = lstatSync(path);
+  if (what === 'directory' ? !st.isDirectory() : !st.isFile()) throw new NotPrivateError(`${path} is not a ${what}`);
+  const old = st.mode & 0o777;
+  if ((old & 0o077) === 0) return undefined;
+  const uid = process.getuid?.();
+  if (uid !== undefined && st.uid !== uid) {
+    throw new NotPrivateError(`${path} is readable by others (mode ${old.toString(8).padStart(4, '0')}) and belongs to uid ${st.uid}, not to this user (${uid}); make it ${mode.toString(8).padStart(4, '0')} or use a ${what} of this user's`);
+  }
+  chmodSync(path, mode);
+  return old;
 }
