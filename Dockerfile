@@ -32,13 +32,17 @@ RUN apt-get update \
  && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
       --shell /usr/sbin/nologin thoughtgate \
  && mkdir -p /etc/thoughtgate /var/lib/thoughtgate \
- && chown 10001:10001 /var/lib/thoughtgate
+ && chown 10001:10001 /var/lib/thoughtgate \
+ && chmod 0700 /var/lib/thoughtgate
 WORKDIR /app
 COPY --from=build /app/package.json ./package.json
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY --from=build /app/bin ./bin
 
+# The admin port binds 0.0.0.0 explicitly so `docker run -p 7469:7469` and probes reach it
+# (unset, it follows --bind / THOUGHTGATE_BIND). Pass THOUGHTGATE_ADMIN_TOKEN and
+# THOUGHTGATE_API_TOKEN at run time; a generated admin token is written to the state volume.
 ENV NODE_ENV=production \
     THOUGHTGATE_CONFIG=/etc/thoughtgate/config.yaml \
     THOUGHTGATE_OUTBOUND_PORT=7467 \
@@ -47,6 +51,8 @@ ENV NODE_ENV=production \
     THOUGHTGATE_AUDIT_PATH=/var/lib/thoughtgate/audit.ndjson \
     THOUGHTGATE_STATE_DIR=/var/lib/thoughtgate/state
 # The only writable path (audit trail, pending approvals): with --read-only (or readOnlyRootFilesystem) this stays a volume.
+# 0700 for uid 10001: a `command:` server spawned in this container runs as that uid too and
+# could read it; run servers you do not trust as their own container, reached over `url:`.
 # Set THOUGHTGATE_AUDIT_PATH=- to send the audit trail to stdout instead.
 VOLUME ["/var/lib/thoughtgate"]
 

@@ -223,3 +223,24 @@ test('systemd unit: runs serve unprivileged with a state directory for the audit
   assert.ok(kv.get('Service.Environment').some((e) => e === 'THOUGHTGATE_AUDIT_PATH=/var/lib/thoughtgate/audit.ndjson'));
   assert.equal(kv.get('Install.WantedBy')?.[0], 'multi-user.target');
 });
+
+test('only the sidecar mounts its state volume: servers and the agent never see the admin token or journal', () => {
+  for (const { file, spec, c } of sidecars()) {
+    const stateMount = (c.volumeMounts ?? []).find((m) => m.mountPath === '/var/lib/thoughtgate');
+    assert.ok(stateMount, `${file}: the sidecar mounts /var/lib/thoughtgate`);
+    for (const other of [...(spec.containers ?? []), ...(spec.initContainers ?? [])].filter((x) => x !== c)) {
+      assert.ok(!(other.volumeMounts ?? []).some((m) => m.name === stateMount.name), `${file}: container ${other.name} mounts the state volume`);
+    }
+    // the traffic bind stays 0.0.0.0 (the agent reaches 7467), the admin bind is explicit for the probes
+    const env = new Map((c.env ?? []).map((e) => [e.name, e.value]));
+    assert.ok(!env.has('THOUGHTGATE_BIND') || env.get('THOUGHTGATE_BIND') === '0.0.0.0');
+    assert.equal(env.get('THOUGHTGATE_ADMIN_BIND'), '0.0.0.0', `${file}: admin bind explicit, so a --bind never takes the probes away`);
+  }
+});
+
+test('state directories are private: systemd StateDirectoryMode=0700, the image chmods its volume 0700', () => {
+  const unit = readFileSync(join(deployDir, 'systemd', 'thoughtgate.service'), 'utf8');
+  assert.match(unit, /^StateDirectoryMode=0700$/m);
+  assert.match(unit, /^UMask=0077$/m);
+  assert.ok(dockerfile().some((i) => i.op === 'RUN' && /chmod 0700 \/var\/lib\/thoughtgate\b/.test(i.args)), 'Dockerfile chmods /var/lib/thoughtgate 0700');
+});
