@@ -262,3 +262,29 @@ test('a second wrap of the same agent while the first runs is refused and change
   assert.ok(readFileSync(cfg).equals(original));
   assert.deepEqual(sideFiles(cfg), []);
 });
+
+test('a wrapped stdio server gets its agent-config env but no THOUGHTGATE_* variable: not the shim\'s run token, not our secrets', async () => {
+  const h = home();
+  writeFileSync(join(h, 'thoughtgate.yaml'), GOV.replace('tools: ["get-env"]', 'tools: ["get-tiny-image"]'));
+  const cfg = join(h, '.config', 'Claude', 'claude_desktop_config.json');
+  mkdirSync(dirname(cfg), { recursive: true });
+  writeFileSync(cfg, `{"mcpServers": {"everything": {"command": ${JSON.stringify(process.execPath)}, "args": [${JSON.stringify(EVERYTHING)}, "stdio"], "env": {"FROM_AGENT_CONFIG": "the-agents-business"}}}}\n`);
+  const out = join(h, 'seen.json');
+  const secrets = { THOUGHTGATE_ADMIN_TOKEN: 'wrap-admin-secret-0001', THOUGHTGATE_API_TOKEN: 'wrap-api-secret-0002', THOUGHTGATE_WEBHOOK_SECRET: 'wrap-hook-secret-0003' };
+  const w = wrap(h, ['--agent-type', 'claude-desktop', '--thoughtgate-config', join(h, 'thoughtgate.yaml'), '--', process.execPath, AGENT, 'mcpServers', cfg, out],
+    { env: { ...secrets, FAKE_AGENT_CALLS: JSON.stringify([{ name: 'get-env', arguments: {} }]) } });
+  const { code } = await w.done;
+  assert.equal(code, 7, w.stderr().slice(-500));
+  const seen = JSON.parse(readFileSync(out, 'utf8'));
+  const ev = seen.servers.everything;
+  assert.equal(ev.error, undefined, ev.error);
+  const text = byName(ev, 'get-env').text;
+  const env = JSON.parse(text);
+  assert.deepEqual(Object.keys(env).filter((k) => /^thoughtgate_/i.test(k)), [], 'no THOUGHTGATE_* variable reached the server');
+  for (const [k, v] of Object.entries(secrets)) assert.ok(!text.includes(v), `${k} reached the server`);
+  const runToken = ev.entry.env.THOUGHTGATE_GOVERNANCE_TOKEN;
+  assert.ok(typeof runToken === 'string' && runToken.length > 16, 'the shim was given its run token');
+  assert.ok(!text.includes(runToken), 'the run token stayed with the shim');
+  assert.equal(env.FROM_AGENT_CONFIG, 'the-agents-business');
+  assert.equal(typeof env.PATH, 'string');
+});
