@@ -12,6 +12,9 @@ import { approvalRoutes } from '../dist/admin/approvals-api.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const TOKEN = 'console-test-token-9f8e7d6c';
+const ALICE = 'console-alice-token-0a1b2c3d4e';
+/** The workflow the first test's records name: alice has her own token; iban is masked. */
+const WORKFLOWS = { default: { approvers: ['alice'], approver_tokens: { alice: ALICE }, redact_fields: ['iban'] } };
 const haveChromium = existsSync(CHROMIUM);
 const skip = !haveChromium && process.env.CI !== 'true' ? `no ${CHROMIUM} (apt-get install chromium, or npm test installs it)` : false;
 
@@ -33,7 +36,7 @@ function newApproval(over = {}) {
   };
 }
 
-test('the console signs in, lists live, approves and rejects with a reason', { skip, timeout: 60_000 }, async () => {
+test('the console signs in with an approver token, votes as that approver, lists live (redacted), approves and rejects with a reason, and signs out for good', { skip, timeout: 60_000 }, async () => {
   assert.ok(haveChromium, `${CHROMIUM} is required when CI=true`);
   const { chromium } = await import('playwright-core');
   const dir = mkdtempSync(join(tmpdir(), 'tg-console-'));
@@ -48,13 +51,13 @@ test('the console signs in, lists live, approves and rejects with a reason', { s
   await engine.start();
   const admin = await startAdminServer({
     port: 0, host: '127.0.0.1', version: 't', metrics: { render: async () => '', contentType: 'text/plain' },
-    readiness: () => ({ ready: true, checks: {} }), routes: [approvalRoutes({ engine, token: TOKEN })],
+    readiness: () => ({ ready: true, checks: {} }), routes: [approvalRoutes({ engine, token: TOKEN, workflows: () => WORKFLOWS })],
   });
   const base = `http://127.0.0.1:${admin.port}`;
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
   try {
     // Arguments are the agent's: markup in them must show as text, never become elements.
-    const first = await engine.request(newApproval({ arguments: { repo: 'acme/api', note: '<img src=x id=pwned>' } }));
+    const first = await engine.request(newApproval({ approvers: ['alice'], arguments: { repo: 'acme/api', note: '<img src=x id=pwned>', iban: 'DE99000011112222' } }));
     const page = await browser.newPage();
     const problems = [];
     page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
@@ -72,19 +75,23 @@ test('the console signs in, lists live, approves and rejects with a reason', { s
     await page.locator('.error', { hasText: 'not right' }).waitFor();
     assert.equal(await page.locator('[data-approval]').count(), 0);
 
-    // With it: the cookie is set and the pending call is listed.
-    await page.goto(`${base}/approvals?token=${TOKEN}`);
+    // With alice's own token: a session cookie is set and the pending call is listed.
+    await page.goto(`${base}/approvals?token=${ALICE}`);
     assert.equal(new URL(page.url()).search, '', 'the token leaves the address bar');
     const card1 = page.locator(`[data-approval="${first.id}"]`);
     await card1.waitFor();
     assert.equal(await card1.locator('.tool').textContent(), 'delete_repository');
     assert.match(await card1.locator('pre.args').textContent(), /"note": "<img src=x id=pwned>"/);
+    assert.match(await card1.locator('pre.args').textContent(), /"iban": "\[REDACTED\]"/, 'redact_fields hold in the console');
+    assert.ok(!(await page.content()).includes('DE99000011112222'));
+    const cookies = await page.context().cookies();
+    assert.ok(cookies.every((c) => !c.value.includes(ALICE)), 'the cookie is a session id, not the token');
     assert.equal(await page.locator('#pwned').count(), 0);
     assert.equal(await card1.locator('dd').nth(1).textContent(), 'sess-42');
     await page.locator('#conn[data-state="live"]').waitFor();
 
-    // Approve as a named person.
-    await page.fill('#name', 'alice');
+    // Approve: the session is alice's, so the vote is alice's (nothing typed decides that).
+    await until('who is signed in', async () => (await page.locator('#who').textContent()) === 'alice');
     await card1.locator('button[data-action="approve"]').click();
     await until('first completed', async () => (await engine.get(first.id))?.state === 'completed');
     assert.deepEqual(executed, [first.id]);
@@ -109,9 +116,14 @@ test('the console signs in, lists live, approves and rejects with a reason', { s
     assert.equal(rejected.decidedBy, 'console:alice');
     assert.deepEqual(executed, [first.id], 'the rejected call never ran');
     await page.locator(`[data-decided="${second.id}"]`, { hasText: 'payments need a ticket' }).waitFor();
-    assert.equal(await page.inputValue('#name'), 'alice');
-    assert.equal(await page.evaluate(() => localStorage.getItem('thoughtgate.console.name')), 'alice');
     assert.deepEqual(problems, [], 'no script errors and no CSP violations');
+
+    // Sign out: the session ends on the server, so the old cookie no longer opens anything.
+    const session = (await page.context().cookies()).find((c) => c.name === 'tg_session');
+    assert.ok(session, 'signed in with a tg_session cookie');
+    await page.click('#logout');
+    await page.locator('#unauthorized').waitFor();
+    assert.equal((await fetch(`${base}/api/approvals`, { headers: { cookie: `tg_session=${session.value}` } })).status, 401);
   } finally {
     await browser.close();
     await admin.close();
@@ -143,13 +155,14 @@ test('through the sidecar: a held SDK call appears in the console, a click appro
     await card.waitFor();
     assert.match(await card.locator('pre.args').textContent(), /console-c1/);
     assert.equal(up.received('console-c1'), false, 'held, not forwarded');
-    await page.fill('#name', 'operator-1');
+    // Signed in with the shared admin token: the vote is the one operator's.
+    await until('who is signed in', async () => (await page.locator('#who').textContent()) === 'operator');
     await card.locator('button[data-action="approve"]').click();
     const res = await result;
     assert.equal(res.content[0].text, 'ran delete_user');
     assert.equal(up.bodies.filter((b) => b.raw.includes('console-c1')).length, 1);
     const lines = await auditUntil(p, (ls) => ls.some((l) => l.decision === 'approved'));
-    assert.ok(lines.some((l) => l.decision === 'approved' && l.approver === 'console:operator-1'), 'who approved is in the audit trail');
+    assert.ok(lines.some((l) => l.decision === 'approved' && l.approver === 'console:operator'), 'who approved is in the audit trail');
   } finally {
     await browser.close();
     await client.close().catch(() => {});
