@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { ApprovalEngine, type NewApproval } from '../approvals/engine.js';
 import { FileStore } from '../approvals/store/file.js';
 import type { ApprovalRecord } from '../approvals/types.js';
+import type { WorkflowConfig } from '../policy/types.js';
 import { approvalRoutes, CONSOLE_CSP, type ApprovalView, type GrantView } from './approvals-api.js';
 import { startAdminServer, type AdminServer } from './server.js';
 
@@ -344,4 +345,175 @@ test('other paths still 404 and the probes still answer', async () => {
   assert.equal((await fetch(`${base}/nope`)).status, 404);
   assert.equal((await fetch(`${base}/approvals/tg_abc`)).status, 404);
   assert.equal((await fetch(`${base}/health`)).status, 200);
+});
+
+// --- per-approver tokens: a vote is whoever the token is ---------------------------------------
+
+const ALICE = 'alice-token-0123456789abcdef';
+const BOB = 'bob-token-0123456789abcdef00';
+const CAROL = 'carol-token-0123456789abcdef0';
+const WORKFLOWS = {
+  ops: { approvers: ['alice', 'bob'], required_approvals: 2, approver_tokens: { alice: ALICE, bob: BOB }, redact_fields: ['iban'] },
+  payroll: { approvers: ['carol'], approver_tokens: { carol: CAROL } },
+} as unknown as Record<string, WorkflowConfig>;
+
+/** A second admin server over the same engine, with workflows that give approvers their own tokens. */
+async function withTokens<T>(body: (call2: typeof call, base2: string) => Promise<T>, over: { now?: () => number; sessionTtlMs?: number; workflows?: () => Record<string, WorkflowConfig> } = {}): Promise<T> {
+  const srv = await startAdminServer({
+    port: 0, host: '127.0.0.1', version: 't', metrics: { render: async () => '', contentType: 'text/plain' },
+    readiness: () => ({ ready: true, checks: {} }),
+    routes: [approvalRoutes({ engine, token: TOKEN, workflows: () => WORKFLOWS, log: (level, msg, fields) => logs.push({ level, msg, fields }), ...over })],
+  });
+  const base2 = `http://127.0.0.1:${srv.port}`;
+  const call2: typeof call = async (method, path, opts = {}) => {
+    const headers: Record<string, string> = { ...bearer, ...opts.headers };
+    let body: string | undefined = opts.raw;
+    if (opts.body !== undefined) {
+      body = JSON.stringify(opts.body);
+      headers['content-type'] = 'application/json';
+    }
+    const r = await fetch(base2 + path, { method, headers, body, redirect: 'manual' });
+    const text = await r.text();
+    let json: unknown;
+    try { json = JSON.parse(text); } catch { json = undefined; }
+    return { status: r.status, headers: r.headers, json, text };
+  };
+  try {
+    return await body(call2, base2);
+  } finally {
+    await srv.close();
+  }
+}
+
+const opsApproval = (over: Partial<NewApproval> = {}) => newApproval({ workflow: 'ops', approvers: ['alice', 'bob'], requiredApprovals: 2, ...over });
+
+test('one person, one vote: alice via the CLI and again via the API is one vote; bob makes two; the body cannot say who votes', async () => {
+  await withTokens(async (api) => {
+    const rec = await engine.request(opsApproval());
+    const asAlice = { authorization: `Bearer ${ALICE}` };
+    // The body claims bob: the token says alice, and alice it is.
+    const first = await api('POST', `/api/approvals/${rec.id}/approve`, { headers: asAlice, body: { by: 'bob', via: 'cli' } });
+    assert.equal(first.status, 200, first.text);
+    assert.equal(first.json.final, false);
+    assert.deepEqual(first.json.approval.votes.map((v: { by: string }) => v.by), ['cli:alice']);
+    for (const by of ['alice', 'Alice', 'аlice', 'bob']) { // Cyrillic а; another name
+      const again = await api('POST', `/api/approvals/${rec.id}/approve`, { headers: { authorization: `bearer ${ALICE}` }, body: { by, via: 'api' } });
+      assert.equal(again.status, 409, by);
+      assert.equal(again.json.error, 'duplicate_vote');
+    }
+    assert.equal(await stateOf(rec.id), 'pending');
+    assert.ok(!executed.includes(rec.id), 'one person agreeing twice does not run the call');
+    const second = await api('POST', `/api/approvals/${rec.id}/approve`, { headers: { authorization: `BEARER ${BOB}` }, body: { by: 'alice' } });
+    assert.equal(second.status, 200, second.text);
+    assert.equal(second.json.final, true);
+    await until('completed', async () => (await stateOf(rec.id)) === 'completed');
+    assert.deepEqual(executed.filter((x) => x === rec.id), [rec.id]);
+    assert.deepEqual((await engine.get(rec.id))!.votes.map((v) => v.by), ['cli:alice', 'api:bob']);
+  });
+});
+
+test('the admin token may list and manage but not vote where approvers are named; a token is only good for its own workflow', async () => {
+  await withTokens(async (api) => {
+    const rec = await engine.request(opsApproval());
+    const pay = await engine.request(newApproval({ workflow: 'payroll', approvers: ['carol'] }));
+    const admin = await api('POST', `/api/approvals/${rec.id}/approve`, { body: { by: 'alice' } });
+    assert.equal(admin.status, 403);
+    assert.equal(admin.json.error, 'not_allowed');
+    assert.match(admin.json.message, /approver token/);
+    assert.ok(((await api('GET', '/api/approvals')).json as ApprovalView[]).some((v) => v.id === rec.id), 'the admin token still lists');
+    assert.equal((await api('GET', '/api/grants')).status, 200);
+
+    const asCarol = { authorization: `Bearer ${CAROL}` };
+    const cross = await api('POST', `/api/approvals/${rec.id}/approve`, { headers: asCarol, body: { by: 'alice' } });
+    assert.equal(cross.status, 403, 'a payroll token cannot vote on an ops approval');
+    assert.equal((await api('POST', `/api/approvals/${rec.id}/reject`, { headers: asCarol, body: {} })).status, 403);
+    assert.equal((await api('GET', `/api/approvals/${rec.id}`, { headers: asCarol })).status, 404, 'nor see it');
+    const carolList = (await api('GET', '/api/approvals', { headers: asCarol })).json as ApprovalView[];
+    assert.ok(carolList.some((v) => v.id === pay.id) && !carolList.some((v) => v.id === rec.id), 'an approver lists their workflows only');
+    assert.equal((await api('GET', '/api/grants', { headers: asCarol })).status, 403, 'standing approvals are the operator\'s');
+    assert.equal((await api('POST', `/api/approvals/${pay.id}/cancel`, { headers: asCarol, body: {} })).status, 403, 'cancel is the operator\'s');
+    assert.equal(await stateOf(rec.id), 'pending');
+    assert.equal(await stateOf(pay.id), 'pending');
+    // The operator still manages: cancel is theirs.
+    assert.equal((await api('POST', `/api/approvals/${rec.id}/cancel`, { body: {} })).status, 200);
+    const mine = await api('POST', `/api/approvals/${pay.id}/reject`, { headers: asCarol, body: { reason: 'no' } });
+    assert.equal(mine.status, 200, mine.text);
+    assert.equal(mine.json.approval.decided_by, 'api:carol');
+    const me = await api('GET', '/api/whoami', { headers: asCarol });
+    assert.deepEqual(me.json, { identity: 'carol', kind: 'approver', workflows: ['payroll'] });
+    assert.deepEqual((await api('GET', '/api/whoami')).json, { identity: 'operator', kind: 'operator' });
+    assert.equal((await api('GET', '/api/whoami', { headers: { authorization: 'Bearer not-a-token-at-all-xx' } })).status, 401);
+  });
+});
+
+test('an approver cannot approve a call they requested, under any spelling', async () => {
+  await withTokens(async (api) => {
+    for (const principal of ['alice', 'Alice', 'alice\u200b', 'аlice', 'x:alice']) {
+      const rec = await engine.request(opsApproval({ principal }));
+      const r = await api('POST', `/api/approvals/${rec.id}/approve`, { headers: { authorization: `Bearer ${ALICE}` }, body: {} });
+      assert.equal(r.status, 403, JSON.stringify(principal));
+      assert.equal(r.json.error, 'self_approval');
+      await engine.cancel(rec.id, 'test');
+    }
+  });
+});
+
+test('redact_fields: the value is masked (key kept) in the list, the single view, the event stream and grants; other arguments stay', async () => {
+  await withTokens(async (api, base2) => {
+    const ac = new AbortController();
+    const stream = await fetch(`${base2}/api/approvals/events`, { headers: bearer, signal: ac.signal });
+    const reader = stream.body!.getReader();
+    // Held without redact_fields on the record: the workflow's fields now still apply.
+    const rec = await engine.request(opsApproval({ arguments: { account: 'acct-7', iban: 'DE00SECRET123', nested: { iban: 'DE00SECRET456' } } }));
+    const list = await api('GET', '/api/approvals');
+    const one = await api('GET', `/api/approvals/${rec.id}`);
+    for (const text of [list.text, one.text]) assert.ok(!text.includes('DE00SECRET'), text);
+    assert.deepEqual(one.json.arguments, { account: 'acct-7', iban: '[REDACTED]', nested: { iban: '[REDACTED]' } });
+    let buf = '';
+    const decoder = new TextDecoder();
+    const timer = setTimeout(() => ac.abort(), 5000);
+    await until('the event', async () => {
+      const { value } = await reader.read();
+      buf += decoder.decode(value, { stream: true });
+      return buf.includes(rec.id);
+    });
+    clearTimeout(timer);
+    ac.abort();
+    assert.ok(!buf.includes('DE00SECRET'), 'the event stream masks too');
+    assert.match(buf, /"iban":"\[REDACTED\]"/);
+    await engine.cancel(rec.id, 'test');
+
+    // A standing approval's arguments key is the arguments: masked with the fields it was granted under.
+    const open = await engine.request(newApproval({ tool: 'wire', arguments: { account: 'a', iban: 'DE00GRANTED' }, redactFields: ['iban'] }));
+    assert.equal((await api('POST', `/api/approvals/${open.id}/approve`, { body: { scope: 'hours', hours: 1 } })).status, 200);
+    const g = await until('grant', async () => ((await api('GET', '/api/grants')).json as GrantView[]).find((x) => x.tool === 'wire'));
+    assert.equal(g.arguments_key, '{"account":"a","iban":"[REDACTED]"}');
+    await engine.revokeGrant(g.id, 'test');
+  });
+});
+
+test('console sessions expire, and a token removed from the config ends its sessions', async () => {
+  let clock = Date.now();
+  let current: Record<string, WorkflowConfig> = WORKFLOWS;
+  await withTokens(async (_api, base2) => {
+    const signIn = async (token: string): Promise<string> => {
+      const r = await fetch(`${base2}/approvals/login`, { method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `token=${encodeURIComponent(token)}` });
+      assert.equal(r.status, 303);
+      assert.match(r.headers.get('set-cookie')!, /Max-Age=60;?/);
+      return r.headers.get('set-cookie')!.split(';')[0]!;
+    };
+    const jar = await signIn(ALICE);
+    const who = await fetch(`${base2}/api/whoami`, { headers: { cookie: jar } });
+    assert.deepEqual(await who.json(), { identity: 'alice', kind: 'approver', workflows: ['ops'] });
+    clock += 59_000;
+    assert.equal((await fetch(`${base2}/api/approvals`, { headers: { cookie: jar } })).status, 200, 'within its lifetime');
+    clock += 2_000;
+    assert.equal((await fetch(`${base2}/api/approvals`, { headers: { cookie: jar } })).status, 401, 'expired');
+
+    // A reload that takes bob's token away signs bob's console out at once.
+    const bobJar = await signIn(BOB);
+    assert.equal((await fetch(`${base2}/api/approvals`, { headers: { cookie: bobJar } })).status, 200);
+    current = { ...WORKFLOWS, ops: { ...WORKFLOWS['ops']!, approver_tokens: { alice: ALICE } } };
+    assert.equal((await fetch(`${base2}/api/approvals`, { headers: { cookie: bobJar } })).status, 401, 'the token is gone, and so is its session');
+  }, { now: () => clock, sessionTtlMs: 60_000, workflows: () => current });
 });
