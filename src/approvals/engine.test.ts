@@ -206,6 +206,34 @@ for (const space of spaces) {
     assert.ok(alice.ok && alice.final, 'the listed approver may decide, through any channel');
   });
 
+  t('one person is one vote across channels and spellings; the requester under any spelling cannot approve', async (s, sp) => {
+    const rig = await s.rig(await sp.open());
+    const two = await rig.engine.request(ask({ requiredApprovals: 2, approvers: ['alice', 'bob'] }));
+    assert.ok((await rig.engine.decide(two.id, { verdict: 'approve', by: 'cli:alice' })).ok);
+    // The same person again, through another channel or respelled (case, zero-width space, Cyrillic а, fullwidth).
+    for (const by of ['api:alice', 'console:Alice', 'slack:alice', 'api:alice\u200b', 'api:аlice', 'api:ａｌｉｃｅ', 'alice']) {
+      const again = await rig.engine.decide(two.id, { verdict: 'approve', by });
+      assert.equal(!again.ok && again.code, 'duplicate_vote', by);
+    }
+    assert.equal((await rig.engine.get(two.id))?.state, 'pending');
+    assert.equal(rig.executed.length, 0, 'one person agreeing twice runs nothing');
+    // An allow-listed name respelled is that approver (and so a second vote of hers would be refused).
+    const bob = await rig.engine.decide(two.id, { verdict: 'approve', by: 'api:BOB' });
+    assert.ok(bob.ok && bob.final, 'a second person makes two');
+    await stateOf(rig, two.id, 'completed');
+
+    for (const by of ['api:Agent-1', 'api:agent-1\u200b', 'api:аgent-1', 'api:x:agent-1', 'console:AGENT\u20101']) {
+      const rec = await rig.engine.request(ask({ approvers: [] }));
+      const self = await rig.engine.decide(rec.id, { verdict: 'approve', by });
+      assert.equal(!self.ok && self.code, 'self_approval', by);
+      await rig.engine.cancel(rec.id, 'test');
+    }
+    // A webhook is its own actor: not the person of the same name.
+    const hook = await rig.engine.request(ask({ requiredApprovals: 2 }));
+    assert.ok((await rig.engine.decide(hook.id, { verdict: 'approve', by: 'api:ops' })).ok);
+    assert.ok((await rig.engine.decide(hook.id, { verdict: 'approve', by: 'webhook:ops' })).ok, 'webhook:ops is not the person ops');
+  });
+
   t('timeouts: on_timeout deny expires; on_timeout approve executes as the system', async (s, sp) => {
     const rig = await s.rig(await sp.open());
     const denied = await rig.engine.request(ask({ timeoutMs: 50, onTimeout: 'deny' }));
