@@ -574,3 +574,32 @@ test('a click the engine refuses still gets 200 (Slack wants it) and is logged',
     await r.close();
   }
 });
+
+test('a signed click is used once: replayed (also after a restart) it is refused with 409 and decides nothing', async () => {
+  const fake = await startFakeSlack({ token: TOKEN });
+  const dir = mkdtempSync(join(tmpdir(), 'tg-slack-replay-'));
+  try {
+    const first = await rig({ fake, dir });
+    const rec = await first.request({ requiredApprovals: 2 });
+    const click = signed(clickBody('tg_approve', rec.id, 'U_ONCE'));
+    assert.equal((await handleSlackInteraction(click.raw, click.headers, first.engine, SIGNING_SECRET)).status, 200);
+    await waitFor('the vote', async () => ((await first.state(rec.id)).votes.length === 1 ? true : undefined));
+    const again = await handleSlackInteraction(click.raw, click.headers, first.engine, SIGNING_SECRET);
+    assert.equal(again.status, 409, 'the same signed request twice');
+    await first.close();
+
+    const second = await rig({ fake, dir });
+    try {
+      const replay = await handleSlackInteraction(click.raw, click.headers, second.engine, SIGNING_SECRET);
+      assert.equal(replay.status, 409, 'replayed after a restart');
+      const now = await second.state(rec.id);
+      assert.equal(now.state, 'pending');
+      assert.deepEqual(now.votes.map((v) => v.by), ['slack:U_ONCE']);
+    } finally {
+      await second.close();
+    }
+  } finally {
+    await fake.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
