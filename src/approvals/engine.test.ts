@@ -228,6 +228,12 @@ for (const space of spaces) {
       assert.equal(!self.ok && self.code, 'self_approval', by);
       await rig.engine.cancel(rec.id, 'test');
     }
+    // A record from before votes were compared as people may hold one person twice: counted once.
+    const legacy = await rig.engine.request(ask({ requiredApprovals: 3 }));
+    await rig.engine.store.update(legacy.id, (r) => ({ ...r, votes: [{ by: 'cli:alice', verdict: 'approve', at: 1 }, { by: 'api:alice', verdict: 'approve', at: 2 }] }));
+    const third = await rig.engine.decide(legacy.id, { verdict: 'approve', by: 'api:bob' });
+    assert.ok(third.ok && !third.final && third.rec.state === 'pending', 'alice twice and bob are two people of three');
+    await rig.engine.cancel(legacy.id, 'test');
     // A webhook is its own actor: not the person of the same name.
     const hook = await rig.engine.request(ask({ requiredApprovals: 2 }));
     assert.ok((await rig.engine.decide(hook.id, { verdict: 'approve', by: 'api:ops' })).ok);

@@ -256,7 +256,8 @@ export class ApprovalEngine implements ApprovalDecider {
         next.decidedAt = at;
         next.reason = vote.reason;
         next.keepUntil = Math.max(r.keepUntil, at + this.o.retentionMs);
-      } else if (votes.filter((x) => x.verdict === 'approve').length >= r.requiredApprovals) {
+      } else if (new Set(votes.filter((x) => x.verdict === 'approve').map((x) => personOf(x.by))).size >= r.requiredApprovals) {
+        // Distinct people, not votes: records written before votes were compared as people may hold two of one person.
         next.state = 'approved';
         next.decidedBy = votes.filter((x) => x.verdict === 'approve').map((x) => x.by).join(', ');
         next.decidedAt = at;
