@@ -23,7 +23,7 @@
 // browser on its own, so cookie-authenticated changes must also carry `x-thoughtgate-csrf: 1`
 // (a header another site cannot add without a CORS preflight we never answer).
 import { randomBytes } from 'node:crypto';
-import { secretMatcher } from '../core/secret.js';
+import { bearerCredential, secretMatcher } from '../core/secret.js';
 import type http from 'node:http';
 import type { ApprovalEngine } from '../approvals/engine.js';
 import { maskedArguments, maskedArgumentsKey } from '../approvals/redact.js';
@@ -184,13 +184,6 @@ function cookieValue(req: http.IncomingMessage, name: string): string | undefine
   return undefined;
 }
 
-/** `Authorization: Bearer <t>` with the scheme in any case (RFC 9110 §11.1); undefined otherwise. */
-export function bearerToken(authorization: string | undefined): string | undefined {
-  if (authorization === undefined) return undefined;
-  const m = /^bearer[ \t]+(\S.*)$/i.exec(authorization.trim());
-  return m === null ? undefined : m[1]!.trim();
-}
-
 type TokenCheck = { workflow: string; name: string; matches: (t: string | undefined) => boolean };
 
 /**
@@ -338,7 +331,7 @@ export function approvalRoutes(opts: ApprovalRoutesOptions): AdminRoute {
   const check = (req: http.IncomingMessage): Auth => {
     if (req.headers.authorization !== undefined) {
       // A bearer header is decisive: a wrong one is not rescued by a cookie.
-      const caller = authenticate(bearerToken(req.headers.authorization));
+      const caller = authenticate(bearerCredential(req.headers.authorization));
       return caller === undefined ? { ok: false } : { ok: true, by: 'bearer', caller };
     }
     const session = cookieValue(req, COOKIE_NAME);

@@ -15,3 +15,13 @@ test('secretMatcher: an empty secret matches nothing, not even an empty presenta
   assert.equal(m(undefined), false);
   assert.equal(m('anything'), false);
 });
+
+test('bearerMatcher: the scheme in any case, the token exactly', async () => {
+  const { bearerMatcher, bearerCredential } = await import('./secret.js');
+  const m = bearerMatcher('s3cret-token');
+  for (const ok of ['Bearer s3cret-token', 'bearer s3cret-token', 'BEARER s3cret-token', 'BeArEr \ts3cret-token ', '  Bearer s3cret-token']) assert.equal(m(ok), true, ok);
+  for (const bad of ['Bearer S3CRET-TOKEN', 'Basic s3cret-token', 's3cret-token', 'Bearer', 'Bearer ', 'Bearers3cret-token', 'Bearer s3cret-token x', undefined]) assert.equal(m(bad), false, String(bad));
+  assert.equal(bearerCredential('bearer abc'), 'abc');
+  assert.equal(bearerCredential('Token abc'), undefined);
+  assert.equal(bearerMatcher('')('Bearer '), false);
+});
