@@ -14,12 +14,13 @@ import { advertiseTasks } from './approvals/advertise.js';
 import { filterListResponse } from './gates/list-filter.js';
 import type { Decision, Subject } from './gates/decision.js';
 import type { Principal } from './core/policy-engine.js';
-import { LIST_METHODS, isGoverned, resourceFieldOf, resourceNameOf } from './policy/governable.js';
+import { GOVERNED_METHODS, LIST_METHODS, MCP_CLIENT_METHODS, classifyMethod, lookalikeOf, resourceNameOf, resourceOf, type ResourceKind } from './policy/governable.js';
+import { canonicalTemplate, canonicalUri } from './policy/canonical.js';
 import type { Snapshot } from './policy/types.js';
 import { Relay, type RelayContext } from './response/relay.js';
 import { API_PREFIX, handleDecisionApi, type DecisionApiDeps } from './admin/decision-api.js';
 import { BatchCollector } from './response/batch.js';
-import { checkStandardHeaders, messageRoute, upstreamHeaders } from './session/headers.js';
+import { bodyClaimedVersion, checkStandardHeaders, messageRoute, upstreamHeaders } from './session/headers.js';
 import type { OriginPolicy } from './session/origin.js';
 import type { SessionTable } from './session/sessions.js';
 import type { Exchange } from './transport/http-server.js';
@@ -188,6 +189,16 @@ export class Pipeline {
         ex.respond(mismatch.httpStatus, JSON_HEADERS, errorResponse(id, mismatch, correlationId));
         return;
       }
+      const screened = this.screen(method, isRequest, params, () => this.versionOf(ex.headers, params), correlationId, sessionId, snapshot);
+      if (screened !== undefined) {
+        if (isRequest) this.refuse(ex, methodLabel(method), id, screened, correlationId, started);
+        else {
+          // A notification the proxy will not pass on: HTTP 400 with an id-less error (MCP transports).
+          o.telemetry.error(screened.kind, methodLabel(method));
+          ex.respond(400, JSON_HEADERS, errorResponse(null, screened, correlationId));
+        }
+        return;
+      }
       if (isRequest) {
         if (o.approvals !== undefined && method.startsWith('tasks/') && o.approvals.isOurs(method, params)) {
           this.answerTask(ex, method, params, id, correlationId, started, sessionId);
@@ -281,22 +292,97 @@ export class Pipeline {
   }
 
   /**
+   * Refuses, before any gate, what must not reach a server whatever the rules say: a lookalike
+   * of an MCP method (`Tools/call`, `tools.call`, homoglyphs: always), a governed method without
+   * an id (it cannot be judged and answered as a request, yet a server may act on it), and under
+   * `governance.unknown_methods: deny` a method outside the MCP set of the session's revision
+   * (`version` is asked only then). Undefined: go on. One map lookup on the common path.
+   */
+  screen(method: string, isRequest: boolean, params: Record<string, unknown> | undefined, version: () => string | undefined, correlationId: string, sessionId: string | undefined, snapshot: Snapshot, source?: string): GovError | undefined {
+    const o = this.o;
+    if (o.mode === 'bypass') return undefined;
+    const denyUnknown = snapshot.config.governance.unknown_methods === 'deny';
+    const cls = classifyMethod(method, denyUnknown ? version() : undefined);
+    if (cls === 'mcp') {
+      if (isRequest || !GOVERNED_METHODS.has(method)) return undefined;
+      return this.refusal(method, params, new GovError('invalid_request', {
+        subject: `${method} must be a request (with an id): as a notification it cannot be judged and is not forwarded`,
+      }), `${method} sent as a notification`, correlationId, sessionId, snapshot, source);
+    }
+    if (cls === 'lookalike') {
+      const imitated = lookalikeOf(method)!;
+      return this.refusal(imitated, params, new GovError('method_lookalike', { subject: method, details: `looks like the MCP method '${imitated}'` }),
+        `lookalike of ${imitated}: ${JSON.stringify(method)}`, correlationId, sessionId, snapshot, source);
+    }
+    if (!denyUnknown) return undefined;
+    const why = cls === 'other_era' ? `not a method of MCP ${version()}` : 'not an MCP method';
+    const err = new GovError('method_not_found', { subject: method, details: `${why} (governance.unknown_methods: deny)` });
+    // Policy, not protocol: the development profile forwards it, marked WOULD_BLOCK.
+    return this.refusal(method, params, err, `${JSON.stringify(method)}: ${why}`, correlationId, sessionId, snapshot, source, o.mode === 'audit');
+  }
+
+  /** Records a refusal made before the gates (audit line, BLOCKED log, decision metric). */
+  private refusal(method: string, params: Record<string, unknown> | undefined, err: GovError, reason: string, correlationId: string, sessionId: string | undefined, snapshot: Snapshot, source: string | undefined, wouldBlock = false): GovError | undefined {
+    const o = this.o;
+    const decision: Decision = { action: 'deny', gate: 'gate2', error: err.kind, reason };
+    const tool = GOVERNED_METHODS.has(method) ? resourceNameOf(method, params) : undefined;
+    o.telemetry.decision({
+      correlationId, session: sessionId, principal: o.principal, method, tool, sourceId: source ?? snapshot.config.sources[0]!.id,
+      decision, mode: o.mode, wouldBlock, snapshot: snapshot.version, judgeMs: 0,
+    });
+    return wouldBlock ? undefined : err;
+  }
+
+  /** The protocol revision a message is spoken in: its session's, its envelope's, or its header's. */
+  private versionOf(headers: HeaderMap, params: Record<string, unknown> | undefined): string | undefined {
+    const sessionId = headers['mcp-session-id'];
+    return (sessionId !== undefined ? this.o.sessions.get(sessionId)?.version : undefined) ?? bodyClaimedVersion(params) ?? headers['mcp-protocol-version']?.trim();
+  }
+
+  /**
    * Judges one request. Returns the error to answer with, or undefined to forward.
    * In audit mode a denial is logged (WOULD_BLOCK) and the call forwarded.
    */
   judgeOne(method: string, params: Record<string, unknown> | undefined, correlationId: string, sessionId: string | undefined, snapshot: Snapshot, source?: string): Verdict | Promise<Verdict> {
     const o = this.o;
     if (o.mode === 'bypass') return undefined;
-    if (!isGoverned(method)) return undefined;
-    const resource = resourceNameOf(method, params);
+    const field = GOVERNED_METHODS.get(method);
+    if (field === undefined) return undefined;
+    let resource: string | undefined;
+    let kind: ResourceKind = 'name';
+    if (field === 'name') {
+      // tools/call and prompts/get (the hot path): no allocation beyond the subject
+      const name = (params as { name?: unknown } | null | undefined)?.name;
+      resource = typeof name === 'string' ? name : undefined;
+    } else {
+      const ref = resourceOf(method, params);
+      resource = ref?.name;
+      if (ref !== undefined) kind = ref.kind;
+    }
     if (resource === undefined) {
-      return new GovError('invalid_params', { subject: `Missing required field '${resourceFieldOf(method)}' in ${method} params` });
+      const what = field === 'ref' ? `'ref' (a ref/prompt with a name or a ref/resource with a uri)` : `required field '${field}'`;
+      return new GovError('invalid_params', { subject: `Missing or invalid ${what} in ${method} params` });
+    }
+    if (kind !== 'name') {
+      // One canonical name, judged and forwarded: a URI is judged in its canonical (WHATWG)
+      // form, and a spelling that is not that form is refused rather than rewritten. The bytes
+      // the upstream gets are then exactly the bytes judged (no re-serialised body, no Mcp-Name
+      // header out of step with it, the same for held calls replayed later and stdio lines),
+      // and no server can read a second name into it. Clients that take URIs from
+      // resources/list already send canonical ones; the error names the form to send.
+      const canonical = kind === 'uri' ? canonicalUri(resource) : canonicalTemplate(resource);
+      if (canonical === undefined) {
+        return new GovError('invalid_params', { subject: `'${resource}' in ${method} is not an absolute URI` });
+      }
+      if (canonical !== resource) {
+        return new GovError('invalid_params', { subject: `resource URI '${resource}' is not in canonical form; send '${canonical}'`, details: canonical });
+      }
     }
     const t0 = performance.now();
     // One source per sidecar (read from the snapshot so a reload that renames it applies at
     // once); wrap's governance service names the agent's server the message is for.
     const sourceId = source ?? snapshot.config.sources[0]!.id;
-    const subject: Subject = { method, resource, sourceId, arguments: params?.arguments, principal: o.principal };
+    const subject: Subject = { method, resource, kind, sourceId, arguments: params?.arguments, principal: o.principal };
     const decided = judge(subject, snapshot);
     if (decided instanceof Promise) {
       return decided.then((d) => this.settle(d, subject, correlationId, sessionId, snapshot, t0));
@@ -341,7 +427,15 @@ export class Pipeline {
       const item = items[i]!;
       if (!item.ok) continue;
       const m = item.message as { id?: unknown; method?: string; params?: Record<string, unknown> };
-      if (m.method !== undefined && m.id !== undefined && m.method !== 'initialize') {
+      if (m.method !== undefined && m.method !== 'initialize') {
+        // Requests and notifications alike; a refused notification is dropped (forwardBatch).
+        const screened = this.screen(m.method, m.id !== undefined, m.params, () => version, correlationId, sessionId, snapshot);
+        if (screened !== undefined) {
+          o.telemetry.error(screened.kind, methodLabel(m.method));
+          verdicts[i] = screened;
+          continue;
+        }
+        if (m.id === undefined) continue;
         const v = this.judgeOne(m.method, m.params, correlationId, sessionId, snapshot);
         if (v instanceof Promise) pending = true;
         verdicts[i] = v;
@@ -376,6 +470,7 @@ export class Pipeline {
         collector.answer(i, errorResponse(m.id, new GovError('invalid_request', { subject: 'initialize must not be part of a batch' }), correlationId));
         continue;
       }
+      if (m.method !== undefined && m.id === undefined && verdicts[i] !== undefined) continue; // refused notification: never forwarded
       if (m.method !== undefined && m.id !== undefined) {
         const denied = verdicts[i];
         if (denied instanceof Hold) {
@@ -442,6 +537,11 @@ export class Hold {
 
 /** What judging a request comes to: the error to answer with, a hold for approval, or undefined to forward. */
 export type Verdict = GovError | Hold | undefined;
+
+/** The method as a metric label: MCP methods by name, anything else as one label (no unbounded label values). */
+function methodLabel(method: string): string {
+  return MCP_CLIENT_METHODS.has(method) ? method : 'unknown';
+}
 
 function asGovError(err: unknown): GovError {
   if (err instanceof GovError) return err;

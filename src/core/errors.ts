@@ -24,7 +24,9 @@ export type ErrorKind =
   | 'invalid_request'
   | 'invalid_params'
   | 'internal_error'
-  | 'header_mismatch';
+  | 'header_mismatch'
+  | 'method_not_found'
+  | 'method_lookalike';
 
 interface Row {
   code: number;
@@ -56,6 +58,11 @@ const TABLE: Record<ErrorKind, Row> = {
   // The v2 SDK server answers a header/body disagreement with HTTP 400 and -32020 (SEP-2243);
   // we answer the same way so clients see one behaviour with or without the proxy.
   header_mismatch: { code: -32020, message: (s) => `Header mismatch: ${s}` },
+  // `governance.unknown_methods: deny`: what a server answers for a method it does not have.
+  method_not_found: { code: -32601, message: (s) => `Method not found: ${s}` },
+  // A spelling of an MCP method that is not one (`Tools/call`, `tools.call`, homoglyphs): no MCP
+  // method by that name exists (-32601), and it is refused whatever the policy, as an attempt.
+  method_lookalike: { code: -32601, gate: 'governance', message: (s) => `Method not found: '${s}' is not an MCP method` },
 };
 
 export interface ErrorData {

@@ -1,6 +1,7 @@
 // What a gate says about one message. Gates are pure: (message facts, snapshot) → Decision.
 import type { ErrorKind, Gate } from '../core/errors.js';
 import type { Principal } from '../core/policy-engine.js';
+import type { ResourceKind } from '../policy/governable.js';
 import type { Action } from '../policy/types.js';
 
 export type GateName = 'gate1' | 'gate2' | 'gate3' | 'gate4';
@@ -32,6 +33,8 @@ export interface Subject {
   method: string;
   /** tool name, resource URI or prompt name; undefined for methods that are not governed */
   resource: string | undefined;
+  /** how `resource` is compared (default: by method — a URI for resources/*, else a name) */
+  kind?: ResourceKind;
   sourceId: string;
   /** tools/call arguments, for policies that read them (gate 3) */
   arguments?: unknown;

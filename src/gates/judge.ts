@@ -7,25 +7,30 @@ import type { Snapshot } from '../policy/types.js';
 import { FORWARD_UNGOVERNED, LOCAL_PRINCIPAL, type Decision, type Subject } from './decision.js';
 import { visibilityGate } from './visibility.js';
 import { rulesGate } from './rules.js';
+import { matchKey } from './match-key.js';
+import { resourceKindOf } from '../policy/governable.js';
 
 export function judge(subject: Subject, snapshot: Snapshot): Decision | Promise<Decision> {
   if (subject.resource === undefined) return FORWARD_UNGOVERNED;
-  const hidden = visibilityGate(subject, snapshot);
+  // Every gate compares one spelling: the canonical URI, or the name as the server compares it.
+  const kind = subject.kind ?? resourceKindOf(subject.method);
+  const key = matchKey(subject.resource, kind, snapshot);
+  const hidden = visibilityGate(subject, snapshot, key, kind);
   if (hidden !== undefined) return hidden;
-  const ruled = rulesGate(subject, snapshot);
+  const ruled = rulesGate(subject, snapshot, key, kind);
   if (ruled.action !== 'policy') return ruled;
-  return policyGate(subject, snapshot, ruled);
+  return policyGate(subject, snapshot, ruled, kind === 'name' ? subject.resource : key);
 }
 
 /** Gate 3: Cedar. No engine, an error, a forbid or no permit: deny (fail closed). */
-function policyGate(subject: Subject, snapshot: Snapshot, ruled: Decision): Decision | Promise<Decision> {
+function policyGate(subject: Subject, snapshot: Snapshot, ruled: Decision, resource: string): Decision | Promise<Decision> {
   const cedar = snapshot.cedar;
   if (cedar === undefined) {
     return { ...ruled, action: 'deny', gate: 'gate3', error: 'policy_denied', reason: `${ruled.reason}; no cedar policies configured (fail closed)` };
   }
   const out = cedar.decide({
     method: subject.method,
-    resource: subject.resource,
+    resource,
     arguments: subject.arguments,
     sourceId: subject.sourceId,
     policyId: ruled.policyId ?? 'default',

@@ -2,7 +2,7 @@
 // (tools/list, resources/list, resources/templates/list, prompts/list), on every page,
 // wherever the answer arrives (JSON body, SSE event, batch element).
 import type { Snapshot } from '../policy/types.js';
-import { LIST_ITEM_NAME, type ListKey } from '../policy/governable.js';
+import { LIST_ITEM_KIND, LIST_ITEM_NAME, type ListKey } from '../policy/governable.js';
 import { isVisible } from './visibility.js';
 
 const LIST_KEYS = Object.entries(LIST_ITEM_NAME) as ReadonlyArray<readonly [ListKey, string]>;
@@ -20,7 +20,9 @@ export function filterListResponse(message: unknown, snapshot: Snapshot, sourceI
     const [key, field] = LIST_KEYS[k]!;
     const items = (result as Record<string, unknown>)[key];
     if (!Array.isArray(items)) continue;
-    const kept = items.filter((item) => item !== null && typeof item === 'object' && isVisible((item as Record<string, unknown>)[field], sourceId, snapshot));
+    // Compared as the gates compare a call: canonical URIs, names folded under casefold.
+    const kind = LIST_ITEM_KIND[key];
+    const kept = items.filter((item) => item !== null && typeof item === 'object' && isVisible((item as Record<string, unknown>)[field], sourceId, snapshot, kind));
     if (kept.length !== items.length) {
       (result as Record<string, unknown>)[key] = kept;
       changed = true;

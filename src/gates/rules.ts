@@ -1,5 +1,7 @@
 // Gate 2: YAML rules. The first rule whose source filter admits the source and whose glob
 // matches the resource name wins; otherwise `governance.defaults.action`.
+import type { ResourceKind } from '../policy/governable.js';
+import { ruleMatches } from '../policy/snapshot.js';
 import type { CompiledRule, Snapshot } from '../policy/types.js';
 import type { Decision, Subject } from './decision.js';
 
@@ -34,13 +36,13 @@ function defaultDecision(snapshot: Snapshot): Decision {
   return d;
 }
 
-export function rulesGate(subject: Subject, snapshot: Snapshot): Decision {
-  const name = subject.resource as string;
+/** `key` is the resource as compared (see match-key.ts); by default the name as given. */
+export function rulesGate(subject: Subject, snapshot: Snapshot, key = subject.resource as string, kind: ResourceKind = 'name'): Decision {
   const rules = snapshot.rules;
   for (let i = 0; i < rules.length; i++) {
     const rule = rules[i]!;
     if (rule.sources !== undefined && !rule.sources.has(subject.sourceId)) continue;
-    if (rule.matches(name)) return ruleDecision(rule);
+    if (kind === 'name' ? rule.matches(key) : ruleMatches(rule, key, kind)) return ruleDecision(rule);
   }
   return defaultDecision(snapshot);
 }

@@ -209,6 +209,15 @@ export function compileGlob(pattern: string): Matcher {
   return (s) => matchTokens(tokens, s);
 }
 
+/** How many UTF-16 units at the start of `pattern` are literal (before its first `*`, `?` or `[`). */
+export function literalPrefixLength(pattern: string): number {
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern.charCodeAt(i);
+    if (c === 0x2a || c === 0x3f || c === 0x5b) return i;
+  }
+  return pattern.length;
+}
+
 /** The GlobError for `pattern`, or undefined when it compiles. */
 export function globError(pattern: string): GlobError | undefined {
   try {

@@ -11,7 +11,7 @@ import type { JsonRpcId } from '../core/jsonrpc.js';
 import { DEFAULT_LIMITS } from '../core/limits.js';
 import { reject as framingError } from '../framing/decode.js';
 import { LineSplitter, decodeLine, type LineOptions, type LineResult } from '../framing/ndjson.js';
-import { LIST_METHODS, isGoverned } from '../policy/governable.js';
+import { LIST_METHODS, MCP_CLIENT_METHODS, isGoverned, lookalikeOf } from '../policy/governable.js';
 import { ENV_GOVERNANCE_TOKEN, type JudgeAnswer } from '../wrap/protocol.js';
 import { ServerProcess, exitCodeOf, type ServerExit } from './child.js';
 import { EventCounts } from './event-counts.js';
@@ -232,15 +232,52 @@ class Shim {
     this.counts.message('inbound', method);
     if (msg.id === undefined) {
       if (method === 'notifications/cancelled' && this.undecided.size > 0 && this.cancelUndecided(msg)) return;
-      this.toServer.push(line);
+      if (MCP_CLIENT_METHODS.has(method) && !isGoverned(method)) this.toServer.push(line);
+      else this.onUnusualNotification(line, msg, method);
       return;
     }
-    if (isGoverned(method)) {
+    // Governed calls, and methods that are not MCP's (lookalikes are refused there; the
+    // service applies `governance.unknown_methods` to the rest), are judged by the service.
+    if (isGoverned(method) || !MCP_CLIENT_METHODS.has(method)) {
       this.judge(line, msg as Request);
       return;
     }
     if (Object.hasOwn(LIST_METHODS, method)) this.listRequests.set(msg.id as string | number, method);
     this.toServer.push(line);
+  }
+
+  /**
+   * A notification naming a governed method cannot be judged (no id to answer), and a lookalike
+   * of an MCP method is never passed on: both are dropped here. Any other method that is not
+   * MCP's goes to the service, which applies `governance.unknown_methods`; its place in the
+   * stream is kept meanwhile.
+   */
+  private onUnusualNotification(line: Buffer, msg: Message, method: string): void {
+    const imitated = isGoverned(method) ? method : lookalikeOf(method);
+    if (imitated !== undefined) {
+      const errorType = imitated === method ? 'governed_notification' : 'method_lookalike';
+      this.counts.framingError('inbound', errorType);
+      this.log('warn', `agent sent ${imitated === method ? 'a governed method as a notification' : `a lookalike of ${imitated}`}; not forwarded`, { method });
+      return;
+    }
+    const slot = this.toServer.reserve();
+    this.governance.judge(msg as never).then(
+      (answer) => {
+        if (answer.action === 'forward') return this.toServer.fill(slot, line);
+        this.toServer.skip(slot);
+        this.log('info', 'notification refused by governance; not forwarded', { method });
+      },
+      (err: unknown) => {
+        const reason = err instanceof Error ? err.message : String(err);
+        if (this.production) {
+          this.toServer.skip(slot);
+          this.log('error', 'governance service unavailable; notification not forwarded', { method, error: reason });
+        } else {
+          this.log('warn', 'WOULD_BLOCK: governance service unavailable; notification forwarded (development profile)', { method, error: reason });
+          this.toServer.fill(slot, line);
+        }
+      },
+    );
   }
 
   private judge(line: Buffer, request: Request): void {

@@ -21,6 +21,7 @@ import { Hold, Pipeline, type Verdict } from '../pipeline.js';
 import { visibilityMatcher } from '../policy/snapshot.js';
 import type { CompiledSource, Snapshot } from '../policy/types.js';
 import { watchFiles } from '../policy/watch.js';
+import { bodyClaimedVersion } from '../session/headers.js';
 import { originPolicy } from '../session/origin.js';
 import { SessionTable } from '../session/sessions.js';
 import { createAuditWriter } from '../telemetry/audit.js';
@@ -134,6 +135,15 @@ export async function startGovernanceService(o: GovernanceOptions): Promise<Gove
     const { serverId, message } = req;
     const correlationId = randomUUID();
     const snap = snapshot;
+    // Lookalikes, governed notifications and (per `governance.unknown_methods`) other methods
+    // are refused before the gates, as on the sidecar; a notification refused is dropped by the shim.
+    const id = (message as { id?: string | number }).id;
+    const screened = pipeline.screen(message.method, id !== undefined, message.params, () => bodyClaimedVersion(message.params), correlationId, `stdio:${serverId}`, snap, serverId);
+    if (screened !== undefined) {
+      metrics.recordStdioDecision(serverId, 'deny', s.profile);
+      return { action: 'respond', response: JSON.parse(errorResponse(id ?? null, screened, correlationId)) as Record<string, unknown> };
+    }
+    if (id === undefined) return { action: 'forward' };
     let v: Verdict = await pipeline.judgeOne(message.method, message.params, correlationId, undefined, snap, serverId);
     if (v instanceof Hold) {
       metrics.recordStdioDecision(serverId, 'pending_approval', s.profile);
