@@ -9,6 +9,7 @@ import { judge } from '../gates/judge.js';
 import { resolvePrincipal } from '../gates/cedar/principal.js';
 import type { Principal } from '../core/policy-engine.js';
 import { loadFullSnapshot } from '../load-snapshot.js';
+import { lintNameGlobs } from '../policy/name-lint.js';
 import type { Snapshot } from '../policy/types.js';
 
 /** The identity a check case runs as: the one this machine resolves, or the case's own id. */
@@ -111,5 +112,6 @@ export async function validateConfig(path: string): Promise<string> {
   const lines = [`${path}: valid (snapshot ${s.version})`, `  sources: ${c.sources.map((x) => `${x.id} (${x.url ?? `command: ${x.command}`})`).join(', ')}`, `  rules: ${c.governance.rules.length}, default: ${c.governance.defaults.action}`];
   if (c.cedar) lines.push(`  cedar: ${s.cedar?.policyCount ?? 0} policies from ${c.cedar.policies.join(', ')}${c.cedar.schema ? `, validated against ${c.cedar.schema}` : ''}`);
   for (const w of c.warnings) lines.push(`  warning: ${w}`);
+  for (const w of lintNameGlobs(c)) lines.push(`  warning: ${w}`);
   return lines.join('\n') + '\n';
 }

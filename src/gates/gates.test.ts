@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { describe, it, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseConfig } from '../policy/config.js';
 import { buildSnapshot } from '../policy/snapshot.js';
@@ -6,7 +6,7 @@ import type { Snapshot } from '../policy/types.js';
 import { judge as judgeGates } from './judge.js';
 import { approvalGate } from './approval.js';
 
-import type { Decision } from './decision.js';
+import type { Decision, Subject } from './decision.js';
 
 // No cedar section in these snapshots: every decision is synchronous.
 const judgeSync = (subject: Parameters<typeof judgeGates>[0], snapshot: Snapshot) => judgeGates(subject, snapshot) as Decision;
@@ -158,4 +158,61 @@ test('list results lose hidden items of every kind, in place', () => {
   assert.equal(msg.result.nextCursor, 'abc');
   assert.equal(filterListResponse({ jsonrpc: '2.0', id: 2, result: { tools: [{ name: 'echo' }] } }, base, 'up'), false);
   assert.equal(filterListResponse({ jsonrpc: '2.0', id: 3, error: { code: 1, message: 'x' } }, base, 'up'), false);
+});
+
+describe('one canonical name per resource, names compared as the server does', () => {
+  const snap = (governance: string, expose = ''): Snapshot => {
+    const text = `schema: 1
+sources:
+  - id: up
+    kind: mcp
+    url: http://localhost:3000
+${expose}governance:
+  defaults:
+    action: forward
+${governance}`;
+    return buildSnapshot(parseConfig(text, '/tmp/gates-test.yaml', {}), text);
+  };
+  const subject = (method: string, resource: string, kind?: 'name' | 'uri' | 'template'): Subject => ({ method, resource, sourceId: 'up', ...(kind ? { kind } : {}) });
+
+  it('judges every spelling of a denied or hidden URI as that URI', () => {
+    const s = snap(`  rules:\n    - match: "DEMO://resource/dynamic/text/1"\n      action: deny\n`, `    expose:\n      mode: blocklist\n      tools: ["file:///etc/*"]\n`);
+    for (const u of ['demo://resource/dynamic/text/1', 'DEMO://resource/dynamic/x/../text/1', 'demo://RESOURCE/dynamic/%74ext/1']) {
+      assert.equal((judgeGates(subject('resources/read', u), s) as Decision).action, 'deny', u);
+    }
+    assert.equal((judgeGates(subject('resources/read', 'demo://resource/dynamic/text/2'), s) as Decision).action, 'forward');
+    for (const u of ['FILE:///etc/passwd', 'file://localhost/etc/passwd', 'file:///tmp/../etc/passwd']) {
+      const d = judgeGates(subject('resources/subscribe', u), s) as Decision;
+      assert.equal(d.error, 'tool_not_exposed', u);
+    }
+  });
+
+  it('filters list items on the same canonical form', () => {
+    const s = snap('', `    expose:\n      mode: blocklist\n      tools: ["DEMO://secret/*", "secret_*"]\n`);
+    const msg = { jsonrpc: '2.0', id: 1, result: { resources: [{ uri: 'demo://secret/a' }, { uri: 'demo://SECRET/b' }, { uri: 'demo://public/c' }], resourceTemplates: [{ uriTemplate: 'demo://secret/{id}' }, { uriTemplate: 'demo://public/{id}' }] } };
+    assert.equal(filterListResponse(msg, s, 'up'), true);
+    assert.deepEqual(msg.result.resources, [{ uri: 'demo://public/c' }]);
+    assert.deepEqual(msg.result.resourceTemplates, [{ uriTemplate: 'demo://public/{id}' }]);
+  });
+
+  it('names are exact by default and folded under governance.names: casefold', () => {
+    const rules = `  rules:\n    - match: "delete_*"\n      action: deny\n`;
+    assert.equal((judgeGates(subject('tools/call', 'Delete_user'), snap(rules)) as Decision).action, 'forward');
+    const folded = snap(`  names: casefold\n${rules}`, `    expose:\n      mode: blocklist\n      tools: ["Secret_*"]\n`);
+    for (const n of ['Delete_user', 'DELETE_USER', 'ｄｅｌｅｔｅ_user', 'dele\u200bte_user']) {
+      assert.equal((judgeGates(subject('tools/call', n), folded) as Decision).action, 'deny', n);
+    }
+    assert.equal((judgeGates(subject('prompts/get', 'SECRET_prompt'), folded) as Decision).error, 'tool_not_exposed');
+    assert.equal((judgeGates(subject('completion/complete', 'secret_prompt', 'name'), folded) as Decision).error, 'tool_not_exposed');
+    // URIs are not case-folded: their path is case-sensitive
+    const uris = snap(`  names: casefold\n  rules:\n    - match: "demo://r/Secret"\n      action: deny\n`);
+    assert.equal((judgeGates(subject('resources/read', 'demo://r/secret'), uris) as Decision).action, 'forward');
+    assert.equal((judgeGates(subject('resources/read', 'DEMO://r/Secret'), uris) as Decision).action, 'deny');
+  });
+
+  it('judges completion on a resource template by its template URI', () => {
+    const s = snap('', `    expose:\n      mode: blocklist\n      tools: ["demo://resource/dynamic/*"]\n`);
+    assert.equal((judgeGates(subject('completion/complete', 'demo://resource/dynamic/text/{id}', 'template'), s) as Decision).error, 'tool_not_exposed');
+    assert.equal((judgeGates(subject('completion/complete', 'demo://resource/static/{id}', 'template'), s) as Decision).action, 'forward');
+  });
 });
