@@ -45,6 +45,8 @@ describe('canonical resource URIs', () => {
     assert.equal(canonicalTemplate('DEMO://resource/dynamic/text/{id}'), 'demo://resource/dynamic/text/{id}');
     assert.equal(canonicalTemplate('demo://resource/dynamic/text/{id}'), 'demo://resource/dynamic/text/{id}');
     assert.equal(canonicalTemplate('{scheme}://x'), '{scheme}://x');
+    // what the parser strips is stripped from templates too, so ' file:///etc/{id}' is not a second name
+    assert.equal(canonicalTemplate(' file:///e\ttc/{id}\n'), 'file:///etc/{id}');
     assert.equal(looksLikeUri('file:///x'), true);
     assert.equal(looksLikeUri('delete_user'), false);
   });

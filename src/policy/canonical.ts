@@ -40,6 +40,11 @@ export function canonicalUri(uri: string): string | undefined {
 /** Whether a string starts with a URI scheme (so globs and names that look like URIs are treated as URIs). */
 export const looksLikeUri = (s: string): boolean => SCHEME.test(s);
 
+/** What the WHATWG parser drops before reading: C0 controls and spaces at either end, tabs and newlines anywhere. */
+function stripAsWhatwg(s: string): string {
+  return s.replace(/^[\u0000-\u0020]+|[\u0000-\u0020]+$/g, '').replace(/[\t\n\r]/g, '');
+}
+
 // A private-use character, percent-encoded by the WHATWG parser everywhere it can stand: marks
 // where the literal part of a glob or a URI template ends, so canonicalisation can leave the
 // rest (wildcards, `{expressions}`) untouched.
@@ -51,8 +56,9 @@ const MARK_ENCODED = '%EE%80%80';
  * glob's wildcards, a template's `{…}`): the prefix is canonicalised as the start of a URI.
  * Returns the prefix unchanged when it does not look like, or cannot be parsed as, one.
  */
-export function canonicalPrefix(prefix: string): string {
-  if (!looksLikeUri(prefix)) return prefix;
+export function canonicalPrefix(raw: string): string {
+  const prefix = stripAsWhatwg(raw);
+  if (!looksLikeUri(prefix)) return raw;
   const marked = canonicalUri(prefix + MARK);
   if (marked !== undefined && marked.endsWith(MARK_ENCODED) && marked.indexOf(MARK_ENCODED) === marked.length - MARK_ENCODED.length) {
     return marked.slice(0, -MARK_ENCODED.length);
@@ -65,7 +71,8 @@ export function canonicalPrefix(prefix: string): string {
 }
 
 /** The canonical form of a URI template (RFC 6570): its literal start canonicalised, expressions kept. */
-export function canonicalTemplate(template: string): string {
+export function canonicalTemplate(raw: string): string {
+  const template = stripAsWhatwg(raw);
   const brace = template.indexOf('{');
   if (brace < 0) return canonicalUri(template) ?? template;
   return canonicalPrefix(template.slice(0, brace)) + template.slice(brace);

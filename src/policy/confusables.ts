@@ -4,6 +4,9 @@
 // person (or a lenient server) reads as a governed name must be caught: method names, and the
 // `thoughtgate validate` lint. Never on the hot path: only after an exact lookup missed.
 
+const IGNORABLE = /\p{Default_Ignorable_Code_Point}/gu;
+const MARKS = /[\p{Mn}\p{Me}]/gu;
+
 /**
  * Letters from other scripts (and Latin variants NFKC leaves alone) that render like an ASCII
  * letter or digit. A subset of Unicode's confusables.txt: the ones that map to a single ASCII
@@ -44,13 +47,15 @@ const CONFUSABLES: ReadonlyMap<number, string> = (() => {
   const m = new Map<number, string>();
   for (const [ascii, chars] of Object.entries(CONFUSABLE_GROUPS)) {
     if (ascii === '0') continue; // digits are not folded into letters: `tools0call` is no lookalike
-    for (const ch of chars) m.set(ch.codePointAt(0)!, ascii);
+    // Looked up after case folding: register the folded form (and the form as written).
+    for (const ch of chars) {
+      m.set(ch.codePointAt(0)!, ascii);
+      m.set(foldName(ch).codePointAt(0)!, ascii);
+    }
   }
   return m;
 })();
 
-const IGNORABLE = /\p{Default_Ignorable_Code_Point}/gu;
-const MARKS = /[\p{Mn}\p{Me}]/gu;
 
 /** Case-folded NFKC without default-ignorable characters: what a case-folding server compares. */
 export function foldName(s: string): string {
@@ -76,8 +81,6 @@ export function skeleton(s: string): string {
   }
   return out;
 }
-
-// Mapping runs after case folding, so each group lists lower-case forms (capitals fold into them).
 
 /** Characters a person would not see or would read as another (for the validate lint). */
 export function suspiciousCharacters(s: string): string[] {
