@@ -78,7 +78,8 @@ Options:
   --config FILE        ThoughtGate YAML (schema: 1); else $THOUGHTGATE_CONFIG, else ./thoughtgate.yaml
   --profile NAME       production (enforce: denials block) or development (audit: judge, log
                        WOULD_BLOCK and forward); overrides MODE
-  --bind ADDR          traffic bind address (default 0.0.0.0)
+  --bind ADDR          traffic bind address (default 0.0.0.0); the admin and inbound ports
+                       follow it unless THOUGHTGATE_ADMIN_BIND / _INBOUND_BIND are set
   --verbose            debug logging
   -h, --help           this help
 
