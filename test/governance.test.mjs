@@ -96,3 +96,20 @@ test('list answers are filtered; events become stdio metrics', async () => {
   assert.match(text, /thoughtgate_stdio_governance_decisions_total\{server_id="fs",decision="deny",profile="production"\} [1-9]/);
   assert.match(text, /thoughtgate_stdio_governance_decisions_total\{server_id="fs",decision="pending_approval",profile="production"\} [1-9]/);
 });
+
+test('lookalikes, governed notifications, completion refs and URI spellings are judged as on the sidecar', async () => {
+  const judge = async (message) => (await call('/shim/v1/judge', { serverId: 'fs', message })).json;
+  const lookalike = await judge({ jsonrpc: '2.0', id: 1, method: 'Tools/call', params: { name: 'echo' } });
+  assert.equal(lookalike.action, 'respond');
+  assert.equal(lookalike.response.error.code, -32601);
+  assert.equal(lookalike.response.error.data.error_type, 'method_lookalike');
+  const notification = await judge({ jsonrpc: '2.0', method: 'tools/call', params: { name: 'echo' } });
+  assert.equal(notification.action, 'respond', 'a governed method without an id is refused');
+  assert.deepEqual(await judge({ jsonrpc: '2.0', method: 'vendor/notice' }), { action: 'forward' }, 'unknown_methods: forward by default');
+  const hiddenPrompt = await judge({ jsonrpc: '2.0', id: 2, method: 'completion/complete', params: { ref: { type: 'ref/prompt', name: 'secret_prompt' }, argument: { name: 'a', value: '' } } });
+  assert.equal(hiddenPrompt.response.error.code, -32015);
+  const respelt = await judge({ jsonrpc: '2.0', id: 3, method: 'resources/read', params: { uri: 'FILE:///tmp/../etc/passwd' } });
+  assert.equal(respelt.response.error.code, -32602);
+  assert.match(respelt.response.error.message, /file:\/\/\/etc\/passwd/);
+  assert.deepEqual(await judge({ jsonrpc: '2.0', id: 4, method: 'resources/read', params: { uri: 'file:///etc/passwd' } }), { action: 'forward' });
+});

@@ -296,3 +296,52 @@ test('the allowed spellings still get through (the fuzz is not passing by refusi
   assert.equal(governedNotification.status, 400);
   assertUpstreamClean(from);
 });
+
+test('governance.unknown_methods: deny and governance.names: casefold on a running proxy', async () => {
+  const p = await startProxy(`schema: 1
+sources:
+  - id: upstream
+    kind: mcp
+    url: ${upstream.url}
+    expose:
+      mode: blocklist
+      tools: ["secret_*"]
+governance:
+  defaults:
+    action: forward
+  unknown_methods: deny
+  names: casefold
+  rules:
+    - match: "delete_*"
+      action: deny
+`);
+  try {
+    const init = await post(p.url, { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'fuzz', version: '1' } } });
+    const h = { 'mcp-session-id': init.headers.get('mcp-session-id'), 'mcp-protocol-version': '2025-06-18' };
+    const from = received.length;
+    assert.equal((await post(p.url, { jsonrpc: '2.0', method: 'notifications/initialized' }, h)).status, 202);
+    const vendor = await post(p.url, { jsonrpc: '2.0', id: 2, method: 'vendor/thing', params: {} }, h);
+    assert.equal(vendor.messages[0]?.error?.code, -32601);
+    assert.equal(vendor.messages[0].error.data.error_type, 'method_not_found');
+    const otherEra = await post(p.url, { jsonrpc: '2.0', id: 3, method: 'server/discover', params: {} }, h);
+    assert.equal(otherEra.messages[0]?.error?.code, -32601, 'server/discover is not a 2025-06-18 method');
+    assert.equal((await post(p.url, { jsonrpc: '2.0', method: 'vendor/notice' }, h)).status, 400);
+    for (const name of ['Delete_User', 'DELETE_USER', 'ｄｅｌｅｔｅ_user']) {
+      const r = await post(p.url, { jsonrpc: '2.0', id: 4, method: 'tools/call', params: { name, arguments: {} } }, h);
+      assert.equal(r.messages[0]?.error?.code, -32014, name);
+    }
+    const hidden = await post(p.url, { jsonrpc: '2.0', id: 5, method: 'tools/call', params: { name: 'Secret_Dump', arguments: {} } }, h);
+    assert.equal(hidden.messages[0]?.error?.code, -32015);
+    const ok = await post(p.url, { jsonrpc: '2.0', id: 6, method: 'tools/call', params: { name: 'Echo', arguments: {} } }, h);
+    assert.ok(ok.messages[0]?.result, ok.text);
+    const sent = received.slice(from).join('\n');
+    assert.ok(sent.includes('notifications/initialized') && sent.includes('Echo'), 'MCP methods and allowed names still reach the upstream');
+    for (const never of ['vendor/', 'server/discover', 'Delete_User', 'DELETE_USER', 'Secret_Dump', 'ｄｅｌｅｔｅ']) assert.equal(sent.includes(never), false, never);
+    // the 2026-07-28 revision's own methods are MCP methods there
+    const meta = { 'io.modelcontextprotocol/protocolVersion': '2026-07-28', 'io.modelcontextprotocol/clientInfo': { name: 'fuzz', version: '1' }, 'io.modelcontextprotocol/clientCapabilities': {} };
+    const discover = await post(p.url, { jsonrpc: '2.0', id: 7, method: 'server/discover', params: { _meta: meta } }, { 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'server/discover' });
+    assert.ok(discover.messages[0]?.result, discover.text);
+  } finally {
+    await p.stop();
+  }
+});

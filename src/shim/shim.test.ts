@@ -192,7 +192,8 @@ describe('shim: ordering', () => {
     // one chunk: both lines are read before the judge can answer
     h.stdin.write(`${JSON.stringify(call(1, 'echo'))}\n${JSON.stringify(ping(2))}\n${JSON.stringify({ jsonrpc: '2.0', method: 'notifications/x' })}\n`);
     await new Promise((r) => setImmediate(r));
-    assert.equal(gov.judged.length, 1);
+    // the call, and the notification whose method is not MCP's (unknown_methods is the service's to apply)
+    assert.deepEqual(gov.judged.map((m) => m.method), ['tools/call', 'notifications/x']);
     verdict.resolve({ action: 'forward' });
     await h.response(2);
     await h.response(1);
@@ -216,6 +217,46 @@ describe('shim: ordering', () => {
     h.stdin.end();
     await h.done;
     assert.deepEqual(receivedIds(h), [2]);
+  });
+});
+
+describe('shim: messages that could make the server act are judged, whatever their shape', () => {
+  it('drops a governed method sent as a notification and a lookalike notification, never asking, never forwarding', async () => {
+    const gov = new ScriptedGovernance();
+    const h = start({}, {}, gov);
+    h.send({ jsonrpc: '2.0', method: 'tools/call', params: { name: 'rm', arguments: {} } });
+    h.send({ jsonrpc: '2.0', method: 'Tools/call', params: { name: 'rm', arguments: {} } });
+    h.send({ jsonrpc: '2.0', method: 'completion/complete', params: { ref: { type: 'ref/prompt', name: 'secret' } } });
+    h.send({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 99 } });
+    h.send(ping(2));
+    await h.response(2);
+    h.stdin.end();
+    await h.done;
+    assert.deepEqual(h.received().map((m) => m.method), ['notifications/cancelled', 'ping'], 'only the ordinary notification and the ping reached the server');
+    assert.equal(gov.judged.length, 0);
+    assert.ok(h.logs.some((l) => l.msg.includes('lookalike of tools/call')), 'the lookalike is logged');
+    assert.equal(gov.total('framing', 'inbound governed_notification'), 2);
+    assert.equal(gov.total('framing', 'inbound method_lookalike'), 1);
+  });
+
+  it('sends lookalike and unknown requests, completion and unsubscribe to the service; a refused one never reaches the server', async () => {
+    const gov = new ScriptedGovernance();
+    gov.onJudge = async (m) => (m.method === 'vendor/ok' ? { action: 'forward' } : {
+      action: 'respond', response: { jsonrpc: '2.0', id: m.id, error: { code: -32601, message: 'Method not found' } },
+    });
+    const h = start({}, {}, gov);
+    h.send({ jsonrpc: '2.0', id: 1, method: 'tools.call', params: { name: 'rm' } });
+    h.send({ jsonrpc: '2.0', id: 2, method: 'completion/complete', params: { ref: { type: 'ref/prompt', name: 'secret' } } });
+    h.send({ jsonrpc: '2.0', id: 3, method: 'resources/unsubscribe', params: { uri: 'file:///etc/passwd' } });
+    h.send({ jsonrpc: '2.0', id: 4, method: 'vendor/ok' });
+    h.send({ jsonrpc: '2.0', method: 'vendor/notice' });
+    h.send(ping(5));
+    for (const id of [1, 2, 3]) assert.equal((await h.response(id)).error.code, -32601);
+    await h.response(5);
+    h.stdin.end();
+    await h.done;
+    assert.deepEqual(gov.judged.map((m) => m.method), ['tools.call', 'completion/complete', 'resources/unsubscribe', 'vendor/ok', 'vendor/notice']);
+    assert.deepEqual(h.received().map((m) => m.method), ['vendor/ok', 'ping'], 'the refused request and notification never reached the server');
   });
 });
 
