@@ -14,7 +14,7 @@ import { advertiseTasks } from './approvals/advertise.js';
 import { filterListResponse } from './gates/list-filter.js';
 import type { Decision, Subject } from './gates/decision.js';
 import type { Principal } from './core/policy-engine.js';
-import { GOVERNED_METHODS, LIST_METHODS, MCP_CLIENT_METHODS, classifyMethod, lookalikeOf, resourceNameOf, resourceOf, type ResourceKind } from './policy/governable.js';
+import { GOVERNED_METHODS, LIST_METHODS, MCP_CLIENT_METHODS, classifyMethod, lookalikeOf, resourceNameOf, resourceOf, subscribedUris, type ResourceKind } from './policy/governable.js';
 import { canonicalTemplate, canonicalUri } from './policy/canonical.js';
 import type { Snapshot } from './policy/types.js';
 import { Relay, type RelayContext } from './response/relay.js';
@@ -348,6 +348,7 @@ export class Pipeline {
     if (o.mode === 'bypass') return undefined;
     const field = GOVERNED_METHODS.get(method);
     if (field === undefined) return undefined;
+    if (field === 'subscriptions') return this.judgeSubscriptions(params, correlationId, sessionId, snapshot, source);
     let resource: string | undefined;
     let kind: ResourceKind = 'name';
     if (field === 'name') {
@@ -388,6 +389,32 @@ export class Pipeline {
       return decided.then((d) => this.settle(d, subject, correlationId, sessionId, snapshot, t0));
     }
     return this.settle(decided, subject, correlationId, sessionId, snapshot, t0);
+  }
+
+  /**
+   * `subscriptions/listen` (2026-07-28) asks updates for resource URIs: each is judged as a
+   * resources/subscribe of it, and the first refusal refuses the whole request. A subscription
+   * cannot wait for a person, so one that needs approval is refused (fail closed).
+   */
+  private judgeSubscriptions(params: Record<string, unknown> | undefined, correlationId: string, sessionId: string | undefined, snapshot: Snapshot, source: string | undefined): Verdict | Promise<Verdict> {
+    const uris = subscribedUris(params);
+    if (uris === undefined) return undefined;
+    const verdicts: (Verdict | Promise<Verdict>)[] = [];
+    let pending = false;
+    for (const uri of uris) {
+      if (typeof uri !== 'string') return new GovError('invalid_params', { subject: 'subscriptions/listen notifications.resourceSubscriptions must be URIs' });
+      const v = this.judgeOne('resources/subscribe', { uri }, correlationId, sessionId, snapshot, source);
+      if (v instanceof Promise) pending = true;
+      verdicts.push(v);
+    }
+    const first = (vs: Verdict[]): Verdict => {
+      for (const v of vs) {
+        if (v instanceof Hold) return new GovError('governance_rule_denied', { tool: v.subject.resource, details: 'needs approval, which a subscription cannot wait for' });
+        if (v !== undefined) return v;
+      }
+      return undefined;
+    };
+    return pending ? Promise.all(verdicts).then(first) : first(verdicts as Verdict[]);
   }
 
   /** Records a decision (metrics, audit, WOULD_BLOCK) and turns it into what to answer. */

@@ -32,7 +32,7 @@ function serverReadings(u) {
   return [href, decoded, again, again.toLowerCase()];
 }
 const deniedUri = (u) => serverReadings(u).some((r) => r === 'demo://resource/dynamic/text/1' || r.startsWith('file:///etc/') || r.startsWith('demo://hidden/'));
-const GOVERNED = ['tools/call', 'prompts/get', 'resources/read', 'resources/subscribe', 'resources/unsubscribe', 'completion/complete'];
+const GOVERNED = ['tools/call', 'prompts/get', 'resources/read', 'resources/subscribe', 'resources/unsubscribe', 'completion/complete', 'subscriptions/listen'];
 const MCP_METHODS = new Set([...GOVERNED, 'initialize', 'ping', 'tools/list', 'resources/list', 'prompts/list', 'notifications/initialized', 'notifications/cancelled', 'server/discover']);
 
 /** Every rule the invariant states, for one message the upstream received; a list of what broke. */
@@ -44,7 +44,7 @@ function violations(m) {
   if (!('id' in m)) out.push(`governed ${m.method} arrived as a notification`);
   const p = m.params ?? {};
   const names = [p.name, p.ref?.type === 'ref/prompt' ? p.ref.name : undefined].filter((x) => typeof x === 'string');
-  const uris = [p.uri, p.ref?.type === 'ref/resource' ? p.ref.uri : undefined].filter((x) => typeof x === 'string');
+  const uris = [p.uri, p.ref?.type === 'ref/resource' ? p.ref.uri : undefined, ...(Array.isArray(p.notifications?.resourceSubscriptions) ? p.notifications.resourceSubscriptions : [])].filter((x) => typeof x === 'string');
   for (const n of names) if (deniedName(n)) out.push(`denied/hidden name ${JSON.stringify(n)} reached the upstream (${m.method})`);
   for (const u of uris) if (deniedUri(u)) out.push(`denied/hidden URI ${JSON.stringify(u)} reached the upstream (${m.method})`);
   return out;
@@ -157,6 +157,7 @@ const messageArb = fc.record({ method: methodArb, name: nameArb, uri: uriArb, is
   if (governed === 'completion/complete') {
     params = g.refUri ? { ref: { type: 'ref/resource', uri: g.uri.replace(/[^/\\]*$/, '{id}') }, argument: { name: 'id', value: '' } } : { ref: { type: 'ref/prompt', name: g.name }, argument: { name: 'a', value: '' } };
   } else if (governed.startsWith('resources/')) params = { uri: g.uri };
+  else if (governed === 'subscriptions/listen') params = { notifications: { resourceSubscriptions: [g.uri] } };
   else params = { name: g.name, arguments: { marker: 'm' } };
   return { jsonrpc: '2.0', ...(g.isRequest ? { id: g.id } : {}), method: spelled, params };
 });
@@ -344,4 +345,18 @@ governance:
   } finally {
     await p.stop();
   }
+});
+
+test('2026-07-28 subscriptions/listen: each resource URI it subscribes to is judged like resources/subscribe', async () => {
+  const listen = (id, uris) => post(proxy.url, withMeta({ jsonrpc: '2.0', id, method: 'subscriptions/listen', params: { notifications: { toolsListChanged: true, resourceSubscriptions: uris } } }),
+    { 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'subscriptions/listen' });
+  const from = received.length;
+  assert.equal((await listen(1, ['demo://resource/dynamic/text/2', 'file:///etc/passwd'])).messages[0]?.error?.code, -32015);
+  assert.equal((await listen(2, ['demo://resource/dynamic/text/1'])).messages[0]?.error?.code, -32014);
+  assert.equal((await listen(3, ['FILE:///tmp/../etc/passwd'])).messages[0]?.error?.code, -32602);
+  assertUpstreamClean(from);
+  assert.equal(received.slice(from).some((r) => r.includes('subscriptions/listen')), false, 'no refused subscription reached the upstream');
+  const ok = await listen(4, ['demo://resource/dynamic/text/2']);
+  assert.ok(ok.messages[0]?.result, ok.text);
+  assert.ok(received.slice(from).some((r) => r.includes('subscriptions/listen')), 'an allowed subscription is forwarded');
 });

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import {
   GOVERNED_METHODS, LIST_ITEM_KIND, LIST_ITEM_NAME, LIST_METHODS, MCP_CLIENT_METHODS, classifyMethod, isGoverned, listItemName,
-  lookalikeOf, resourceFieldOf, resourceKindOf, resourceNameOf, resourceOf,
+  lookalikeOf, resourceFieldOf, resourceKindOf, resourceNameOf, resourceOf, subscribedUris,
 } from './governable.js';
 
 describe('governable methods', () => {
@@ -23,6 +23,14 @@ describe('governable methods', () => {
     assert.equal(resourceOf('completion/complete', {}), undefined);
   });
 
+  it('subscriptions/listen names the URIs it asks updates for', () => {
+    assert.deepEqual(subscribedUris({ notifications: { resourceSubscriptions: ['file:///a', 'demo://b'] } }), ['file:///a', 'demo://b']);
+    assert.deepEqual(subscribedUris({ notifications: { resourceSubscriptions: 'file:///a' } }), ['file:///a']);
+    assert.equal(subscribedUris({ notifications: { toolsListChanged: true } }), undefined);
+    assert.equal(subscribedUris({}), undefined);
+    assert.equal(resourceOf('subscriptions/listen', { notifications: { resourceSubscriptions: ['file:///a'] } }), undefined);
+  });
+
   it('undefined for other methods and for missing or non-string names', () => {
     assert.equal(resourceNameOf('tools/list', { name: 'x' }), undefined);
     assert.equal(resourceNameOf('initialize', {}), undefined);
@@ -34,7 +42,7 @@ describe('governable methods', () => {
   });
 
   it('exposes the governed table and how each resource is compared', () => {
-    assert.deepEqual([...GOVERNED_METHODS.keys()].sort(), ['completion/complete', 'prompts/get', 'resources/read', 'resources/subscribe', 'resources/unsubscribe', 'tools/call']);
+    assert.deepEqual([...GOVERNED_METHODS.keys()].sort(), ['completion/complete', 'prompts/get', 'resources/read', 'resources/subscribe', 'resources/unsubscribe', 'subscriptions/listen', 'tools/call']);
     assert.equal(isGoverned('tools/call'), true);
     assert.equal(isGoverned('completion/complete'), true);
     assert.equal(isGoverned('Tools/call'), false);

@@ -3,8 +3,11 @@
 // resource URI and a prompt alike. List methods are not judged but filtered by `expose`.
 import { skeleton } from './confusables.js';
 
-/** Where a governed request names its resource: a params field, or `completion/complete`'s `ref`. */
-export type ResourceField = 'name' | 'uri' | 'ref';
+/**
+ * Where a governed request names its resource: a params field, `completion/complete`'s `ref`,
+ * or (2026-07-28 `subscriptions/listen`) the URIs in `notifications.resourceSubscriptions`.
+ */
+export type ResourceField = 'name' | 'uri' | 'ref' | 'subscriptions';
 
 /** Requests judged by the gates, and where their resource name is. */
 export const GOVERNED_METHODS: ReadonlyMap<string, ResourceField> = new Map<string, ResourceField>([
@@ -14,6 +17,8 @@ export const GOVERNED_METHODS: ReadonlyMap<string, ResourceField> = new Map<stri
   ['resources/unsubscribe', 'uri'],
   ['prompts/get', 'name'],
   ['completion/complete', 'ref'],
+  // SEP-2575 replaced resources/subscribe with this: each URI is judged like resources/subscribe.
+  ['subscriptions/listen', 'subscriptions'],
 ]);
 
 // Protocol revisions as bits, so "is this method part of that era" is one AND.
@@ -112,7 +117,7 @@ export const isGoverned = (method: string): boolean => GOVERNED_METHODS.has(meth
 /** The params field naming a governed request's resource, for error messages. */
 export const resourceFieldOf = (method: string): string | undefined => {
   const f = GOVERNED_METHODS.get(method);
-  return f === 'ref' ? 'ref' : f;
+  return f === 'subscriptions' ? 'notifications.resourceSubscriptions' : f;
 };
 
 /** How a resource name is compared: a tool or prompt name, a resource URI, or a URI template. */
@@ -132,7 +137,7 @@ export interface ResourceRef {
  */
 export function resourceOf(method: string, params: unknown): ResourceRef | undefined {
   const field = GOVERNED_METHODS.get(method);
-  if (field === undefined || params === null || typeof params !== 'object') return undefined;
+  if (field === undefined || field === 'subscriptions' || params === null || typeof params !== 'object') return undefined;
   if (field === 'ref') {
     const ref = (params as Record<string, unknown>)['ref'];
     if (ref === null || typeof ref !== 'object') return undefined;
@@ -143,6 +148,18 @@ export function resourceOf(method: string, params: unknown): ResourceRef | undef
   }
   const value = (params as Record<string, unknown>)[field];
   return typeof value === 'string' ? { name: value, kind: field === 'uri' ? 'uri' : 'name' } : undefined;
+}
+
+/**
+ * The resource URIs a `subscriptions/listen` asks updates for (each judged like
+ * resources/subscribe); undefined when it asks for none. Not an array of strings: invalid.
+ */
+export function subscribedUris(params: unknown): unknown[] | undefined {
+  if (params === null || typeof params !== 'object') return undefined;
+  const n = (params as Record<string, unknown>)['notifications'];
+  if (n === null || typeof n !== 'object') return undefined;
+  const uris = (n as Record<string, unknown>)['resourceSubscriptions'];
+  return uris === undefined ? undefined : Array.isArray(uris) ? uris : [uris];
 }
 
 /** The resource name a governed request is judged by (see resourceOf). */
