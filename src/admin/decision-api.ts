@@ -9,7 +9,7 @@
 // is refused, saying how to configure it — unless THOUGHTGATE_API_OPEN=loopback, which answers
 // callers whose TCP peer address is loopback without a token (others still need the token).
 import { randomUUID } from 'node:crypto';
-import { secretMatcher } from '../core/secret.js';
+import { bearerMatcher } from '../core/secret.js';
 import { isLoopbackAddress } from '../transport/peer.js';
 import { FORWARD_UNGOVERNED, GATE_LABELS, type Decision } from '../gates/decision.js';
 import type { Snapshot } from '../policy/types.js';
@@ -111,17 +111,8 @@ function toResult(d: Decision, micros: number, resource: string | undefined, err
   return r;
 }
 
-/** the matcher for the last token asked about (one per process in practice) */
-let tokenCheck: { token: string; matches: (presented: string | undefined) => boolean } | undefined;
-
-/** RFC 9110 §11.1: the auth scheme is case-insensitive; blanks around the token. */
-const BEARER = /^bearer[ \t]+([^ \t]+)[ \t]*$/i;
-
-/** The token of an `Authorization: Bearer …` header; undefined for any other shape. */
-export function bearerToken(auth: string | undefined): string | undefined {
-  if (auth === undefined) return undefined;
-  return BEARER.exec(auth.trim())?.[1];
-}
+/** the matcher for the last token asked about (one per process in practice); the scheme in any case */
+let tokenCheck: { token: string; matches: (authorization: string | undefined) => boolean } | undefined;
 
 /** The caller whose request this is (the traffic port's Exchange): read only when needed. */
 export interface ApiPeer {
@@ -136,8 +127,8 @@ function refusal(headers: HeaderMap, deps: DecisionApiDeps, peer: ApiPeer | unde
   if (deps.openToLoopback === true && peer !== undefined && isLoopbackAddress(peer.remoteAddress)) return undefined;
   const token = deps.token;
   if (token === undefined) return { ...fail(403, 'api_token_not_configured', NOT_CONFIGURED) };
-  if (tokenCheck?.token !== token) tokenCheck = { token, matches: secretMatcher(token) };
-  if (tokenCheck.matches(bearerToken(headers['authorization']))) return undefined;
+  if (tokenCheck?.token !== token) tokenCheck = { token, matches: bearerMatcher(token) };
+  if (tokenCheck.matches(headers['authorization'])) return undefined;
   return { ...fail(401, 'unauthorized', 'a valid Bearer token is required (Authorization: Bearer <THOUGHTGATE_API_TOKEN>)'), headers: { ...JSON_HEADERS, 'www-authenticate': 'Bearer' } };
 }
 
