@@ -148,7 +148,7 @@ export async function startSidecar(s: Settings): Promise<Sidecar> {
     await admin.close();
     throw new Error(`approval store: ${(e as Error).message}`);
   }
-  adminRoutes.push(approvalRoutes({ engine: approvals.engine, token: approvals.adminToken, log: (level, msg, fields) => logger[level](fields ?? {}, msg) }));
+  adminRoutes.push(approvalRoutes({ engine: approvals.engine, token: approvals.adminToken, sessionTtlMs: s.approvals.consoleSessionMs, log: (level, msg, fields) => logger[level](fields ?? {}, msg) }));
 
   let draining = false;
   const pipeline = new Pipeline({

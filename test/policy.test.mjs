@@ -64,7 +64,8 @@ const api = async (p, actions) => (await (await fetch(`http://127.0.0.1:${p.port
 async function proxyWith(up, policies, opts = {}) {
   const dir = tempDir('cedar');
   const files = Object.entries(policies).map(([name, text]) => { const f = join(dir, name); writeFileSync(f, text); return f; });
-  const p = await startProxy(config(up, files, opts.rules), opts);
+  // the decision API needs a token by default; these tests call it from loopback
+  const p = await startProxy(config(up, files, opts.rules), { ...opts, env: { THOUGHTGATE_API_OPEN: 'loopback', ...opts.env } });
   return { p, files };
 }
 

@@ -252,12 +252,8 @@ class ConsoleSessions {
   }
 }
 
-/** THOUGHTGATE_CONSOLE_SESSION_HOURS: a positive number of hours up to 30 days; anything else is the default. */
-export function consoleSessionTtlMs(env: NodeJS.ProcessEnv = process.env): number {
-  const raw = env['THOUGHTGATE_CONSOLE_SESSION_HOURS'];
-  const h = raw === undefined || raw.trim() === '' ? NaN : Number(raw);
-  return Number.isFinite(h) && h > 0 && h <= 720 ? Math.round(h * 3_600_000) : 12 * 3_600_000;
-}
+/** console sign-ins last this long unless THOUGHTGATE_CONSOLE_SESSION_HOURS says otherwise (cli/settings.ts) */
+export const DEFAULT_CONSOLE_SESSION_MS = 12 * 3_600_000;
 
 const sessionCookie = (id: string, ttlMs: number): string => `${COOKIE_NAME}=${id}; HttpOnly; SameSite=Strict; Path=/; Max-Age=${Math.floor(ttlMs / 1000)}`;
 const SIGN_OUT_COOKIE = `${COOKIE_NAME}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0`;
@@ -325,7 +321,7 @@ export function approvalRoutes(opts: ApprovalRoutesOptions): AdminRoute {
   const now = opts.now ?? Date.now;
   const workflows = opts.workflows ?? (() => engine.workflows?.() ?? {});
   const authenticate = makeAuthenticator(opts.token, workflows);
-  const sessions = new ConsoleSessions(opts.sessionTtlMs ?? consoleSessionTtlMs(), now);
+  const sessions = new ConsoleSessions(opts.sessionTtlMs ?? DEFAULT_CONSOLE_SESSION_MS, now);
   let streams = 0;
 
   const check = (req: http.IncomingMessage): Auth => {

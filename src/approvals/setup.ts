@@ -2,9 +2,10 @@
 // channels each workflow asks through, the engine, and the gateway the pipeline holds calls
 // with. Metrics and audit lines for every approval event are written here.
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import type { ApprovalSettings } from '../cli/settings.js';
+import { ensurePrivateDir, ensurePrivateFile, writeFileAtomic } from '../core/durable-fs.js';
 import type { Principal } from '../core/policy-engine.js';
 import type { Config, Snapshot, WorkflowConfig } from '../policy/types.js';
 import type { AuditWriter } from '../telemetry/audit.js';
@@ -71,13 +72,17 @@ function adminToken(s: ApprovalSettings): { token: string; generated: boolean; f
   if (s.adminToken !== undefined) return { token: s.adminToken, generated: false };
   const dir = resolve(s.stateDir);
   const file = join(dir, 'admin-token');
+  // 0600 in a 0700 directory, tightened when an older version or a umask left them open: a
+  // governed server running as the same user must not read a token that approves its calls.
+  ensurePrivateDir(dir);
+  ensurePrivateFile(file);
   try {
     const t = readFileSync(file, 'utf8').trim();
     if (t.length >= 16) return { token: t, generated: true, file };
   } catch { /* first start */ }
   const token = randomBytes(24).toString('base64url');
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  writeFileSync(file, token + '\n', { mode: 0o600 });
+  // atomic replace: never writes through a symlink planted where the token goes
+  writeFileAtomic(file, Buffer.from(token + '\n'), 0o600);
   return { token, generated: true, file };
 }
 

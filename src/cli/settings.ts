@@ -53,6 +53,8 @@ export interface ApprovalSettings {
   /** undefined: a token is generated at start and written to the state directory */
   adminToken: string | undefined;
   consoleUrl: string | undefined;
+  /** how long a console sign-in lasts (server-side session) */
+  consoleSessionMs: number;
   inboundPort: number;
   inboundBind: string;
   /** how webhook receivers reach the inbound port (callback_url base) */
@@ -146,6 +148,7 @@ export const ENV_HELP: ReadonlyArray<readonly [string, string]> = [
   ['THOUGHTGATE_TASK_TTL_MAX_SECS', 'longest task ttl granted to a client (default 86400)'],
   ['THOUGHTGATE_KEEPALIVE_INTERVAL_SECS', 'keep-alive / progress interval while a call is held (default 15)'],
   ['THOUGHTGATE_ADMIN_TOKEN', 'token for the approvals console and API on the admin port; unset = generated at start (logged, saved in the state directory)'],
+  ['THOUGHTGATE_CONSOLE_SESSION_HOURS', 'how long a console sign-in lasts before the token is asked again (default 12, 1..720)'],
   ['THOUGHTGATE_CONSOLE_URL', 'public address of the console for links in Slack and errors (default http://127.0.0.1:<admin port>/approvals)'],
   ['THOUGHTGATE_INBOUND_PORT', 'inbound port for webhook decisions and Slack buttons (default 7468; started only when needed)'],
   ['THOUGHTGATE_INBOUND_BIND', 'inbound bind address (default: the traffic bind; Slack and webhook receivers must reach it)'],
@@ -231,6 +234,7 @@ export function resolveSettings(flags: Flags, env: Env = process.env): Settings 
       keepaliveMs: int(env, 'THOUGHTGATE_KEEPALIVE_INTERVAL_SECS', 15, 1, 3600) * 1000,
       adminToken: env['THOUGHTGATE_ADMIN_TOKEN'] || undefined,
       consoleUrl: env['THOUGHTGATE_CONSOLE_URL'] || undefined,
+      consoleSessionMs: int(env, 'THOUGHTGATE_CONSOLE_SESSION_HOURS', 12, 1, 720) * 3_600_000,
       inboundPort: int(env, 'THOUGHTGATE_INBOUND_PORT', 7468, 0, 65535),
       inboundBind: address(env['THOUGHTGATE_INBOUND_BIND'], 'THOUGHTGATE_INBOUND_BIND') ?? bind,
       inboundUrl: env['THOUGHTGATE_INBOUND_URL'] || undefined,

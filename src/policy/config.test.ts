@@ -664,3 +664,41 @@ describe('loadConfigFile', () => {
     assert.deepEqual(loadConfigFile(p, {}), parseConfig(BASE, p, {}));
   });
 });
+
+describe('issue 13: nothing of ours for a governed server, one token per approver', () => {
+  it('refuses THOUGHTGATE_* in a stdio source\'s env: and env_passthrough (any case)', () => {
+    assertIssue(withSource('    command: srv\n    env:\n      THOUGHTGATE_ADMIN_TOKEN: x\n'), {
+      field: 'sources[0].env.THOUGHTGATE_ADMIN_TOKEN',
+      message: "'THOUGHTGATE_ADMIN_TOKEN' is ThoughtGate's own setting: THOUGHTGATE_* variables are never set for a server; rename it",
+    });
+    assertIssue(withSource('    command: srv\n    env_passthrough: [HOME_X, thoughtgate_api_token]\n'), {
+      field: 'sources[0].env_passthrough[1]',
+      message: "'thoughtgate_api_token' is ThoughtGate's own setting: THOUGHTGATE_* variables are never passed to a server",
+    });
+    assert.deepEqual(parse(withSource('    command: srv\n    env_passthrough: [OPERATOR_X]\n')).sources[0]!.env_passthrough, ['OPERATOR_X']);
+  });
+
+  it('env_passthrough needs a command: source', () => {
+    assertIssue(withSource('    url: http://localhost:3000\n    env_passthrough: [A]\n'), { field: 'sources[0].env_passthrough' });
+  });
+
+  it('approver_tokens: at least 16 characters, and no token shared by two approvers', () => {
+    const wf = (tokens: string): string => withBase(`approval:\n  ops:\n    adapter: console\n    approvers: [alice, bob]\n    approver_tokens:\n${tokens}`);
+    assertIssue(wf('      alice: short\n'), { field: 'approval.ops.approver_tokens.alice', message: "approver 'alice' has a token of 5 characters; at least 16 are needed" });
+    assertIssue(wf('      alice: same-token-0123456789\n      bob: same-token-0123456789\n'), {
+      field: 'approval.ops.approver_tokens.bob',
+      message: "approvers 'alice' and 'bob' share one token: each approver needs their own",
+    });
+    const ok = parse(wf('      alice: alice-token-0123456789\n      bob: bob-token-0123456789ab\n'));
+    assert.deepEqual(ok.approval.ops!.approver_tokens, { alice: 'alice-token-0123456789', bob: 'bob-token-0123456789ab' });
+  });
+
+  it('governance.unknown_methods and governance.names default to forward and exact', () => {
+    const c = parse(BASE);
+    assert.equal(c.governance.unknown_methods, 'forward');
+    assert.equal(c.governance.names, 'exact');
+    const d = parse(BASE.replace('    action: forward\n', '    action: forward\n  unknown_methods: deny\n  names: casefold\n'));
+    assert.deepEqual([d.governance.unknown_methods, d.governance.names], ['deny', 'casefold']);
+    configError(BASE.replace('    action: forward\n', '    action: forward\n  names: fold\n'));
+  });
+});

@@ -3,6 +3,7 @@
 // they are about; config.ts turns paths into file:line:column.
 import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { isOwnVariable } from '../core/own-env.js';
 import { globError } from './glob.js';
 import type { RawConfig, RawSource, RawWorkflow } from './schema.js';
 import type { CedarConfig, Config, Destination, RuleConfig, SourceConfig, TelemetryConfig, WorkflowConfig } from './types.js';
@@ -178,6 +179,13 @@ function checkSource(s: RawSource, at: YamlPath, ids: Set<string>, prefixes: Set
     if (s.args !== undefined) err([...at, 'args'], "'args' is only valid with 'command'");
     if (s.env !== undefined) err([...at, 'env'], "'env' is only valid with 'command'");
     if (s.env_passthrough !== undefined) err([...at, 'env_passthrough'], "'env_passthrough' is only valid with 'command'");
+  }
+  // Our settings and secrets never reach a governed server (upstream/child-env.ts refuses them at start too).
+  for (const name of Object.keys(s.env ?? {})) {
+    if (isOwnVariable(name)) err([...at, 'env', name], `'${name}' is ThoughtGate's own setting: THOUGHTGATE_* variables are never set for a server; rename it`);
+  }
+  for (const [j, name] of (s.env_passthrough ?? []).entries()) {
+    if (isOwnVariable(name)) err([...at, 'env_passthrough', j], `'${name}' is ThoughtGate's own setting: THOUGHTGATE_* variables are never passed to a server`);
   }
   const ex = s.expose;
   if (ex === undefined) return;

@@ -120,7 +120,7 @@ export function createAuditWriter(opts: AuditOptions = {}): AuditWriter {
   if (!toStdout) {
     // Once, at startup: later opens (reopen) are asynchronous.
     mkdirSync(dirname(path), { recursive: true });
-    closeSync(openSync(path, 'a'));
+    closeSync(openSync(path, 'a', 0o600)); // a new trail is the operator's to read, not every local user's
   }
   const max = opts.maxBufferBytes ?? DEFAULT_AUDIT_MAX_BUFFER_BYTES;
   const onDrop = opts.onDrop ?? ((n: number) => metrics.recordAuditDropped(n));

@@ -23,21 +23,19 @@ export const INHERITED_NAMES: readonly string[] = ['PATH', 'HOME', 'USER', 'LOGN
 const INHERITED = new Set(INHERITED_NAMES);
 const LOCALE = /^LC_[A-Z_]+$/;
 
-/** The proxy's own namespace: settings and secrets of ours, never a server's business. */
-const OURS = /^thoughtgate_/i;
 /** Names of ours whose values are credentials (their values must not reach a server under any name). */
 const SECRET_NAME = /TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|(^|_)KEY($|_)/i;
 /** shorter values are not treated as secrets (a port number must not collide with one) */
 const MIN_SECRET_CHARS = 8;
+
+import { isOwnVariable } from '../core/own-env.js';
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
 export class ChildEnvError extends Error {}
 
 /** A THOUGHTGATE_* variable (any case: a lookalike of ours is ours too). */
-export function isOurs(name: string): boolean {
-  return OURS.test(name);
-}
+export const isOurs = isOwnVariable;
 
 /** `env` without any THOUGHTGATE_* variable except the names in `keep`. */
 export function withoutOurs(env: Env, keep: readonly string[] = []): Record<string, string> {

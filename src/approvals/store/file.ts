@@ -4,10 +4,10 @@
 // A torn last line (the process died mid-write) is ignored on replay: it was never
 // acknowledged. The journal is compacted at start and when it grows well past the live set.
 // One process per directory (a lock file with its pid); replicas share state through Redis.
-import { mkdirSync, openSync, readFileSync, writeFileSync, closeSync, unlinkSync, constants } from 'node:fs';
+import { openSync, readFileSync, writeFileSync, closeSync, unlinkSync, constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { isProcessAlive, writeFileAtomic } from '../../core/durable-fs.js';
+import { ensurePrivateDir, isProcessAlive, writeFileAtomic } from '../../core/durable-fs.js';
 import type { ApprovalRecord, Grant, StateStore } from '../types.js';
 import { TERMINAL_STATES } from '../types.js';
 
@@ -37,7 +37,8 @@ export class FileStore implements StateStore {
   }
 
   async open(): Promise<void> {
-    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    // held calls' arguments and results live here: this user's only, also when the directory existed
+    ensurePrivateDir(this.dir);
     this.lock();
     this.replay();
     this.compactSync();
