@@ -360,3 +360,44 @@ test('2026-07-28 subscriptions/listen: each resource URI it subscribes to is jud
   assert.ok(ok.messages[0]?.result, ok.text);
   assert.ok(received.slice(from).some((r) => r.includes('subscriptions/listen')), 'an allowed subscription is forwarded');
 });
+
+test('the stdio path: wrap\'s governance service forwards no generated message the upstream must not read', async () => {
+  const { startGovernanceService } = await import('../dist/wrap/governance.js');
+  const { resolveSettings } = await import('../dist/cli/settings.js');
+  const { mkdtempSync, writeFileSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const dir = mkdtempSync(join(tmpdir(), 'tg-fuzz-wrap-'));
+  const cfg = join(dir, 'thoughtgate.yaml');
+  writeFileSync(cfg, `schema: 1
+sources:
+  - id: fs
+    kind: mcp
+    command: unused
+    expose:
+      mode: blocklist
+      tools: ["secret_*", "file:///etc/*", "demo://hidden/*"]
+governance:
+  defaults:
+    action: forward
+  rules:
+    - match: "delete_*"
+      action: deny
+    - match: "demo://resource/dynamic/text/1"
+      action: deny
+`);
+  const token = 'fuzz-per-run-secret';
+  const settings = resolveSettings({ config: cfg }, { THOUGHTGATE_ADMIN_TOKEN: 'admin-t', THOUGHTGATE_AUDIT_PATH: join(dir, 'audit.ndjson'), THOUGHTGATE_OUTBOUND_PORT: '0', THOUGHTGATE_ADMIN_PORT: '0', HOME: dir });
+  const gov = await startGovernanceService({ configPath: cfg, settings, token, port: 0, serverIds: ['fs'] });
+  try {
+    await fc.assert(fc.asyncProperty(messageArb, async (m) => {
+      const r = await fetch(`${gov.url}/shim/v1/judge`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ serverId: 'fs', message: m }) });
+      const answer = await r.json();
+      if (violations(m).length > 0) assert.notEqual(answer.action, 'forward', `forwarded: ${JSON.stringify(m)}`);
+    }), opts(3));
+    const allowed = await fetch(`${gov.url}/shim/v1/judge`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ serverId: 'fs', message: { jsonrpc: '2.0', id: 1, method: 'resources/read', params: { uri: 'demo://resource/dynamic/text/2' } } }) });
+    assert.deepEqual(await allowed.json(), { action: 'forward' });
+  } finally {
+    await gov.close();
+  }
+});
