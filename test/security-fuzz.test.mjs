@@ -29,7 +29,9 @@ function serverReadings(u) {
   const decoded = href.replace(/%([0-9A-Fa-f]{2})/g, (m, h) => (/[A-Za-z0-9\-._~]/.test(String.fromCharCode(parseInt(h, 16))) ? String.fromCharCode(parseInt(h, 16)) : m));
   let again = decoded;
   try { again = new URL(decoded).href; } catch {}
-  return [href, decoded, again, again.toLowerCase()];
+  const readings = [href, decoded, again, again.toLowerCase()];
+  // a server that reads only the path (new URL(u).pathname) ignores the query and fragment
+  return [...readings, ...readings.map((r) => r.replace(/[?#].*$/, ''))];
 }
 const deniedUri = (u) => serverReadings(u).some((r) => r === 'demo://resource/dynamic/text/1' || r.startsWith('file:///etc/') || r.startsWith('demo://hidden/'));
 const GOVERNED = ['tools/call', 'prompts/get', 'resources/read', 'resources/subscribe', 'resources/unsubscribe', 'completion/complete', 'subscriptions/listen'];
@@ -148,6 +150,8 @@ const uriArb = fc.constantFrom('demo://resource/dynamic/text/1', 'file:///etc/pa
   u.replace('file:///', 'file:/'),
   u.replace(/\/([^/]+)$/, '\\$1'),
   ` ${u}\t`,
+  `${u}?x=1`,
+  `${u}#frag`,
 ));
 
 /** A message (request or notification) in the generated spelling, with the params its method takes. */
@@ -244,6 +248,8 @@ test('the invariant checker itself flags what it must (a check that cannot fail 
   assert.notDeepEqual(violations({ jsonrpc: '2.0', id: 1, method: 'resources/read', params: { uri: 'DEMO://resource/dynamic/x/../text/1' } }), []);
   assert.notDeepEqual(violations({ jsonrpc: '2.0', id: 1, method: 'resources/read', params: { uri: 'file://localhost/etc/%70asswd' } }), []);
   assert.notDeepEqual(violations({ jsonrpc: '2.0', id: 1, method: 'completion/complete', params: { ref: { type: 'ref/prompt', name: 'secret_prompt' } } }), []);
+  assert.notDeepEqual(violations({ jsonrpc: '2.0', id: 1, method: 'resources/read', params: { uri: 'demo://resource/dynamic/text/1?x' } }), []);
+  assert.notDeepEqual(violations({ jsonrpc: '2.0', id: 1, method: 'subscriptions/listen', params: { notifications: { resourceSubscriptions: ['file:///etc/passwd'] } } }), []);
   assert.deepEqual(violations({ jsonrpc: '2.0', id: 1, method: 'resources/read', params: { uri: 'demo://resource/dynamic/text/2' } }), []);
   assert.deepEqual(violations({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'Delete_user' } }), []);
 });

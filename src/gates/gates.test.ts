@@ -187,6 +187,14 @@ ${governance}`;
     }
   });
 
+  it('a query or fragment does not take a URI out of what hides or denies it', () => {
+    const s = snap(`  rules:\n    - match: "file:///etc/passwd"\n      action: deny\n    - match: "demo://r/held"\n      action: approve\n`, `    expose:\n      mode: blocklist\n      tools: ["demo://hidden/x"]\n`);
+    for (const u of ['file:///etc/passwd?x', 'file:///etc/passwd#frag', 'file:///etc/passwd?a#b']) assert.equal((judgeGates(subject('resources/read', u), s) as Decision).error, 'governance_rule_denied', u);
+    assert.equal((judgeGates(subject('resources/read', 'demo://hidden/x?y'), s) as Decision).error, 'tool_not_exposed');
+    assert.equal((judgeGates(subject('resources/read', 'demo://r/held#now'), s) as Decision).action, 'approve');
+    assert.equal((judgeGates(subject('resources/read', 'file:///etc/hosts?x'), s) as Decision).action, 'forward');
+  });
+
   it('filters list items on the same canonical form', () => {
     const s = snap('', `    expose:\n      mode: blocklist\n      tools: ["DEMO://secret/*", "secret_*"]\n`);
     const msg = { jsonrpc: '2.0', id: 1, result: { resources: [{ uri: 'demo://secret/a' }, { uri: 'demo://SECRET/b' }, { uri: 'demo://public/c' }], resourceTemplates: [{ uriTemplate: 'demo://secret/{id}' }, { uriTemplate: 'demo://public/{id}' }] } };

@@ -17,9 +17,31 @@ export function judge(subject: Subject, snapshot: Snapshot): Decision | Promise<
   const key = matchKey(subject.resource, kind, snapshot);
   const hidden = visibilityGate(subject, snapshot, key, kind);
   if (hidden !== undefined) return hidden;
-  const ruled = rulesGate(subject, snapshot, key, kind);
+  // Servers that read only a URI's path (a file server opening `new URL(u).pathname`) serve
+  // `file:///etc/passwd?x` and `…#x` as `file:///etc/passwd`: whatever hides or restricts the
+  // URI without its query and fragment applies with them too (the stricter decision wins).
+  const bare = kind === 'uri' ? withoutQuery(key) : undefined;
+  if (bare !== undefined) {
+    const bareHidden = visibilityGate(subject, snapshot, bare, kind);
+    if (bareHidden !== undefined) return bareHidden;
+  }
+  let ruled = rulesGate(subject, snapshot, key, kind);
+  if (bare !== undefined) {
+    const bareRuled = rulesGate(subject, snapshot, bare, kind);
+    if (STRICTNESS[bareRuled.action] > STRICTNESS[ruled.action]) ruled = bareRuled;
+  }
   if (ruled.action !== 'policy') return ruled;
   return policyGate(subject, snapshot, ruled, kind === 'name' ? subject.resource : key);
+}
+
+const STRICTNESS: Readonly<Record<Decision['action'], number>> = { forward: 0, policy: 1, approve: 2, deny: 3 };
+
+/** The URI up to its query or fragment; undefined when it has neither. */
+function withoutQuery(uri: string): string | undefined {
+  const q = uri.indexOf('?');
+  const h = uri.indexOf('#');
+  const end = q < 0 ? h : h < 0 ? q : Math.min(q, h);
+  return end < 0 ? undefined : uri.slice(0, end);
 }
 
 /** Gate 3: Cedar. No engine, an error, a forbid or no permit: deny (fail closed). */
