@@ -29,7 +29,9 @@ function serverReadings(u) {
   const decoded = href.replace(/%([0-9A-Fa-f]{2})/g, (m, h) => (/[A-Za-z0-9\-._~]/.test(String.fromCharCode(parseInt(h, 16))) ? String.fromCharCode(parseInt(h, 16)) : m));
   let again = decoded;
   try { again = new URL(decoded).href; } catch {}
-  const readings = [href, decoded, again, again.toLowerCase()];
+  let slashes = decoded;
+  try { slashes = new URL(decoded.replace(/%2F|%5C/gi, '/')).href; } catch {}
+  const readings = [href, decoded, again, again.toLowerCase(), slashes];
   // a server that reads only the path (new URL(u).pathname) ignores the query and fragment
   return [...readings, ...readings.map((r) => r.replace(/[?#].*$/, ''))];
 }
@@ -150,6 +152,8 @@ const uriArb = fc.constantFrom('demo://resource/dynamic/text/1', 'file:///etc/pa
   u.replace('file:///', 'file:/'),
   u.replace(/\/([^/]+)$/, '\\$1'),
   ` ${u}\t`,
+  u.replace(/\/([^/]+)$/, '%2F$1'),
+  u.replace(/\/([^/]+)$/, '/x%2F..%2f$1'),
   `${u}?x=1`,
   `${u}#frag`,
 ));

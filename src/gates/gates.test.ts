@@ -187,12 +187,14 @@ ${governance}`;
     }
   });
 
-  it('a query or fragment does not take a URI out of what hides or denies it', () => {
+  it('a query, a fragment or an encoded slash does not take a URI out of what hides or denies it', () => {
     const s = snap(`  rules:\n    - match: "file:///etc/passwd"\n      action: deny\n    - match: "demo://r/held"\n      action: approve\n`, `    expose:\n      mode: blocklist\n      tools: ["demo://hidden/x"]\n`);
     for (const u of ['file:///etc/passwd?x', 'file:///etc/passwd#frag', 'file:///etc/passwd?a#b']) assert.equal((judgeGates(subject('resources/read', u), s) as Decision).error, 'governance_rule_denied', u);
     assert.equal((judgeGates(subject('resources/read', 'demo://hidden/x?y'), s) as Decision).error, 'tool_not_exposed');
     assert.equal((judgeGates(subject('resources/read', 'demo://r/held#now'), s) as Decision).action, 'approve');
     assert.equal((judgeGates(subject('resources/read', 'file:///etc/hosts?x'), s) as Decision).action, 'forward');
+    // a server that percent-decodes the path reads an encoded slash as one
+    for (const u of ['file:///etc%2Fpasswd', 'file:///tmp/..%2Fetc/passwd', 'file:///etc%5Cpasswd?q']) assert.equal((judgeGates(subject('resources/read', u), s) as Decision).error, 'governance_rule_denied', u);
   });
 
   it('filters list items on the same canonical form', () => {

@@ -9,6 +9,7 @@ import { visibilityGate } from './visibility.js';
 import { rulesGate } from './rules.js';
 import { matchKey } from './match-key.js';
 import { resourceKindOf } from '../policy/governable.js';
+import { canonicalUri } from '../policy/canonical.js';
 
 export function judge(subject: Subject, snapshot: Snapshot): Decision | Promise<Decision> {
   if (subject.resource === undefined) return FORWARD_UNGOVERNED;
@@ -17,24 +18,48 @@ export function judge(subject: Subject, snapshot: Snapshot): Decision | Promise<
   const key = matchKey(subject.resource, kind, snapshot);
   const hidden = visibilityGate(subject, snapshot, key, kind);
   if (hidden !== undefined) return hidden;
-  // Servers that read only a URI's path (a file server opening `new URL(u).pathname`) serve
-  // `file:///etc/passwd?x` and `…#x` as `file:///etc/passwd`: whatever hides or restricts the
-  // URI without its query and fragment applies with them too (the stricter decision wins).
-  const bare = kind === 'uri' ? withoutQuery(key) : undefined;
-  if (bare !== undefined) {
-    const bareHidden = visibilityGate(subject, snapshot, bare, kind);
-    if (bareHidden !== undefined) return bareHidden;
+  // Other readings of the same URI that servers make (see otherReadings): whatever hides or
+  // restricts one of them applies to the URI too; the stricter decision wins.
+  const others = kind === 'uri' ? otherReadings(key) : undefined;
+  if (others !== undefined) {
+    for (const r of others) {
+      const otherHidden = visibilityGate(subject, snapshot, r, kind);
+      if (otherHidden !== undefined) return otherHidden;
+    }
   }
   let ruled = rulesGate(subject, snapshot, key, kind);
-  if (bare !== undefined) {
-    const bareRuled = rulesGate(subject, snapshot, bare, kind);
-    if (STRICTNESS[bareRuled.action] > STRICTNESS[ruled.action]) ruled = bareRuled;
+  if (others !== undefined) {
+    for (const r of others) {
+      const otherRuled = rulesGate(subject, snapshot, r, kind);
+      if (STRICTNESS[otherRuled.action] > STRICTNESS[ruled.action]) ruled = otherRuled;
+    }
   }
   if (ruled.action !== 'policy') return ruled;
   return policyGate(subject, snapshot, ruled, kind === 'name' ? subject.resource : key);
 }
 
 const STRICTNESS: Readonly<Record<Decision['action'], number>> = { forward: 0, policy: 1, approve: 2, deny: 3 };
+
+/**
+ * Readings of a canonical URI other than itself that servers make: without its query and
+ * fragment (a file server opening `new URL(u).pathname` serves `file:///etc/passwd?x` as
+ * /etc/passwd), and with encoded slashes decoded (a server that percent-decodes the path reads
+ * `file:///tmp/..%2Fetc/passwd` as /etc/passwd). Undefined when there are none (the common case).
+ */
+function otherReadings(uri: string): string[] | undefined {
+  let out: string[] | undefined;
+  const add = (r: string | undefined): void => {
+    if (r !== undefined && r !== uri && !(out ??= []).includes(r)) out.push(r);
+  };
+  const bare = withoutQuery(uri);
+  add(bare);
+  if (uri.includes('%2F') || uri.includes('%5C')) {
+    const decoded = canonicalUri((bare ?? uri).replace(/%2F|%5C/g, '/'));
+    add(decoded);
+    if (decoded !== undefined) add(withoutQuery(decoded));
+  }
+  return out;
+}
 
 /** The URI up to its query or fragment; undefined when it has neither. */
 function withoutQuery(uri: string): string | undefined {
