@@ -35,5 +35,7 @@ describe('validate: globs a name variant slips past', () => {
 
   it('is quiet for a config with nothing to say', () => {
     assert.deepEqual(lintNameGlobs(config(`    - match: "demo://resource/*"\n      action: deny\n    - match: "*"\n      action: forward\n`)), []);
+    // a path is case-sensitive: capitals after a wildcard are not a finding; %2F is canonical
+    assert.deepEqual(lintNameGlobs(config(`    - match: "file:///*/Documents/a%2Fb*"\n      action: deny\n`)), []);
   });
 });

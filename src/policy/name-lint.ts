@@ -33,7 +33,17 @@ function caseVariant(glob: string): string | undefined {
   return (glob.slice(0, i) + swapped + glob.slice(i + 1)).replace(/[*?[].*$/, 'x');
 }
 
-const AFTER_WILDCARD_UNCANONICAL = /\/\.\.?(\/|$)|%[0-9A-Fa-f]{2}|\\|[A-Z]/;
+/** Whether text (after a glob's first wildcard) holds something a canonical URI never does. */
+function uncanonicalAfterWildcard(rest: string): boolean {
+  if (/\/\.\.?(\/|$)/.test(rest) || rest.includes('\\')) return true;
+  for (const m of rest.matchAll(/%([0-9A-Fa-f]{2})/g)) {
+    const hex = m[1]!;
+    const c = String.fromCharCode(parseInt(hex, 16));
+    // lower-case hex, or an escaped unreserved character (canonical URIs carry it decoded)
+    if (hex !== hex.toUpperCase() || /[A-Za-z0-9\-._~]/.test(c)) return true;
+  }
+  return false;
+}
 
 export function lintNameGlobs(config: Config): string[] {
   const warnings: string[] = [];
@@ -50,7 +60,7 @@ export function lintNameGlobs(config: Config): string[] {
       const canonical = uriGlob(g.glob);
       if (canonical !== g.glob) warnings.push(`${g.where} is matched as '${canonical}' (resource URIs are compared in their canonical form)`);
       const rest = g.glob.slice(literalPrefixLength(g.glob));
-      if (g.restrictive && AFTER_WILDCARD_UNCANONICAL.test(rest)) {
+      if (g.restrictive && uncanonicalAfterWildcard(rest)) {
         warnings.push(`${g.where}: the part after its first wildcard is compared as written, but URIs arrive canonical (lower-case scheme and host, no dot segments, unreserved characters decoded, escapes in upper case): write that part in canonical form`);
       }
       continue;
