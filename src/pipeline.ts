@@ -372,11 +372,14 @@ export class Pipeline {
       // and no server can read a second name into it. Clients that take URIs from
       // resources/list already send canonical ones; the error names the form to send.
       const canonical = kind === 'uri' ? canonicalUri(resource) : canonicalTemplate(resource);
+      // Recorded like a denial (audit line, BLOCKED log): a respelt URI is how a bypass is tried.
       if (canonical === undefined) {
-        return new GovError('invalid_params', { subject: `'${resource}' in ${method} is not an absolute URI` });
+        return this.refusal(method, params, new GovError('invalid_params', { subject: `'${resource}' in ${method} is not an absolute URI` }),
+          `not an absolute URI: ${JSON.stringify(resource)}`, correlationId, sessionId, snapshot, source)!;
       }
       if (canonical !== resource) {
-        return new GovError('invalid_params', { subject: `resource URI '${resource}' is not in canonical form; send '${canonical}'`, details: canonical });
+        return this.refusal(method, params, new GovError('invalid_params', { subject: `resource URI '${resource}' is not in canonical form; send '${canonical}'`, details: canonical }),
+          `non-canonical URI ${JSON.stringify(resource)} (canonical: ${canonical})`, correlationId, sessionId, snapshot, source)!;
       }
     }
     const t0 = performance.now();

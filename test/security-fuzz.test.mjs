@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
 import fc from 'fast-check';
-import { startProxy, post } from './helpers.mjs';
+import { startProxy, post, auditUntil } from './helpers.mjs';
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 400);
 const SEED = Number(process.env.FUZZ_SEED ?? 20261208);
@@ -410,4 +410,15 @@ governance:
   } finally {
     await gov.close();
   }
+});
+
+test('refusals before the gates are in the audit trail', async () => {
+  await post(proxy.url, { jsonrpc: '2.0', id: 'audit-1', method: 'Tools/call', params: { name: 'delete_user' } }, sessionHeaders['2025-06-18']);
+  await post(proxy.url, { jsonrpc: '2.0', method: 'tools/call', params: { name: 'echo' } }, sessionHeaders['2025-06-18']);
+  await post(proxy.url, { jsonrpc: '2.0', id: 'audit-2', method: 'resources/read', params: { uri: 'FILE:///etc/passwd' } }, sessionHeaders['2025-06-18']);
+  const lines = await auditUntil(proxy, (ls) => ls.filter((l) => l.decision === 'deny' && l.gate === 'governance').length >= 3);
+  const reasons = lines.filter((l) => l.decision === 'deny').map((l) => l.reason);
+  assert.ok(reasons.some((r) => r.includes('lookalike of tools/call')), reasons.join('\n'));
+  assert.ok(reasons.some((r) => r.includes('tools/call sent as a notification')), reasons.join('\n'));
+  assert.ok(reasons.some((r) => r.includes('non-canonical URI')), reasons.join('\n'));
 });
