@@ -4,6 +4,7 @@ import {
   GOVERNED_METHODS, LIST_ITEM_KIND, LIST_ITEM_NAME, LIST_METHODS, MCP_CLIENT_METHODS, classifyMethod, isGoverned, listItemName,
   lookalikeOf, resourceFieldOf, resourceKindOf, resourceNameOf, resourceOf, subscribedUris,
 } from './governable.js';
+import { skeleton } from './confusables.js';
 
 describe('governable methods', () => {
   it('names the resource of each governed method', () => {
@@ -52,8 +53,10 @@ describe('governable methods', () => {
     assert.equal(resourceKindOf('tools/call'), 'name');
   });
 
-  it('every governed method is an MCP client method', () => {
+  it('every governed method is an MCP client method, and no two MCP methods look alike', () => {
     for (const m of GOVERNED_METHODS.keys()) assert.ok(MCP_CLIENT_METHODS.has(m), m);
+    const skeletons = new Set([...MCP_CLIENT_METHODS.keys()].map(skeleton));
+    assert.equal(skeletons.size, MCP_CLIENT_METHODS.size);
   });
 
   it('classifies methods by the session revision', () => {
