@@ -166,7 +166,7 @@ export async function startSidecar(s: Settings): Promise<Sidecar> {
     decisionApi: {
       snapshot: () => snapshot,
       judge: (q, snap) => judge({
-        method: q.method, resource: q.resource, sourceId: q.sourceId, arguments: q.arguments,
+        method: q.method, resource: q.resource, kind: q.kind, sourceId: q.sourceId, arguments: q.arguments,
         principal: q.principal === undefined ? identity.principal : { ...identity.principal, id: q.principal },
       }, snap),
       token: s.apiToken,

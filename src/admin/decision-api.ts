@@ -12,6 +12,8 @@ import { randomUUID } from 'node:crypto';
 import { bearerMatcher } from '../core/secret.js';
 import { isLoopbackAddress } from '../transport/peer.js';
 import { FORWARD_UNGOVERNED, GATE_LABELS, type Decision } from '../gates/decision.js';
+import { canonicalTemplate, canonicalUri } from '../policy/canonical.js';
+import { GOVERNED_METHODS, resourceOf, type ResourceKind } from '../policy/governable.js';
 import type { Snapshot } from '../policy/types.js';
 import type { HeaderMap } from '../upstream/types.js';
 
@@ -25,7 +27,7 @@ export interface ApiAction {
   tool_name?: string;
   uri?: string;
   arguments?: unknown;
-  params?: { name?: unknown; uri?: unknown; arguments?: unknown };
+  params?: { name?: unknown; uri?: unknown; ref?: unknown; arguments?: unknown };
   source?: string;
   principal?: string;
 }
@@ -33,6 +35,8 @@ export interface ApiAction {
 export interface ApiQuery {
   method: string;
   resource: string | undefined;
+  /** how `resource` is compared (completion/complete on a resource template: 'template') */
+  kind?: ResourceKind;
   arguments: unknown;
   sourceId: string;
   principal: string | undefined;
@@ -68,7 +72,6 @@ export interface ApiResponse {
 }
 
 const JSON_HEADERS: HeaderMap = { 'content-type': 'application/json' };
-const RESOURCE_METHOD: Record<string, 'name' | 'uri'> = { 'tools/call': 'name', 'prompts/get': 'name', 'resources/read': 'uri', 'resources/subscribe': 'uri' };
 
 const fail = (status: number, error: string, message: string): ApiResponse => ({ status, headers: JSON_HEADERS, body: JSON.stringify({ error, message }) });
 
@@ -83,14 +86,34 @@ export function toQuery(a: unknown, defaultSource: string): ApiQuery | string {
   const named = str(x.tool) ?? str(x.name) ?? str(x.tool_name);
   const method = str(x.method) ?? (named !== undefined ? 'tools/call' : undefined);
   if (method === undefined) return 'an action needs a tool (or name) or a method';
-  const field = RESOURCE_METHOD[method];
+  // The proxy's own table of governed methods (policy/governable.ts), so the two cannot disagree.
+  const field = GOVERNED_METHODS.get(method);
   let resource: string | undefined;
+  let kind: ResourceKind | undefined;
   if (field === 'name') resource = named ?? str(x.params?.name);
-  else if (field === 'uri') resource = str(x.uri) ?? str(x.params?.uri);
-  if (field !== undefined && resource === undefined) return `${method} needs a ${field === 'uri' ? 'uri' : 'tool name'}`;
+  else if (field === 'uri') {
+    resource = str(x.uri) ?? str(x.params?.uri);
+    kind = 'uri';
+  } else if (field === 'ref') {
+    const ref = resourceOf(method, x.params);
+    resource = ref?.name;
+    kind = ref?.kind;
+  } else if (field !== undefined) {
+    return `${method} names several resources: ask about each as resources/subscribe with its uri`;
+  }
+  if (field !== undefined && resource === undefined) {
+    return `${method} needs ${field === 'uri' ? 'a uri' : field === 'ref' ? "params.ref (a ref/prompt with a name or a ref/resource with a uri)" : 'a tool name'}`;
+  }
+  if (resource !== undefined && kind !== undefined && kind !== 'name') {
+    // As on the proxy path: a URI is judged in its canonical form only; another spelling is refused.
+    const canonical = kind === 'uri' ? canonicalUri(resource) : canonicalTemplate(resource);
+    if (canonical === undefined) return `'${resource}' in ${method} is not an absolute URI`;
+    if (canonical !== resource) return `resource URI '${resource}' is not in canonical form; send '${canonical}'`;
+  }
   return {
     method,
     resource,
+    ...(kind === undefined ? {} : { kind }),
     arguments: x.arguments ?? x.params?.arguments ?? {},
     sourceId: str(x.source) ?? defaultSource,
     principal: str(x.principal),

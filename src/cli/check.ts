@@ -74,7 +74,7 @@ export async function runCheck(
   snapshot: Snapshot,
   cases: CheckCase[],
   decide: (q: ApiQuery, s: Snapshot) => Decision | Promise<Decision> = (q, s) =>
-    judge({ method: q.method, resource: q.resource, sourceId: q.sourceId, arguments: q.arguments, principal: principalOf(q.principal) }, s),
+    judge({ method: q.method, resource: q.resource, kind: q.kind, sourceId: q.sourceId, arguments: q.arguments, principal: principalOf(q.principal) }, s),
 ): Promise<CheckRow[]> {
   const rows: CheckRow[] = [];
   const source = snapshot.config.sources[0]!.id;
