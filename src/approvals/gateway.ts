@@ -11,6 +11,7 @@ import type { Principal } from '../core/policy-engine.js';
 import { formatSseEvent } from '../framing/sse.js';
 import type { Decision, Subject } from '../gates/decision.js';
 import { judge } from '../gates/judge.js';
+import { resourceOf, type ResourceKind } from '../policy/governable.js';
 import type { Snapshot, WorkflowConfig } from '../policy/types.js';
 import { messageRoute, upstreamHeaders } from '../session/headers.js';
 import type { Exchange } from '../transport/http-server.js';
@@ -235,6 +236,8 @@ export class ApprovalGateway {
     const snapshot = this.o.snapshot();
     if (snapshot.version === rec.snapshot) return undefined;
     const subject: Subject = { method: rec.method, resource: rec.tool, sourceId: rec.sourceId, arguments: rec.arguments, principal: this.o.principal };
+    // completion/complete names a prompt or a resource template: re-judged as what it names
+    if (rec.method === 'completion/complete') subject.kind = heldResourceKind(rec);
     const d = await judge(subject, snapshot);
     if (d.action !== 'deny') return undefined;
     const err = new GovError('policy_drift', { tool: rec.tool, details: `approved on policy ${rec.snapshot}, now denied: ${d.reason}` });
@@ -312,6 +315,15 @@ export class ApprovalGateway {
         message: messageRoute(JSON.parse(rec.request.body) as { id?: unknown; method?: string; params?: Record<string, unknown> }),
       }, sink);
     });
+  }
+}
+
+/** How the resource of a held call is compared, read back from the request it holds. */
+function heldResourceKind(rec: ApprovalRecord): ResourceKind | undefined {
+  try {
+    return resourceOf(rec.method, (JSON.parse(rec.request.body) as { params?: unknown }).params)?.kind;
+  } catch {
+    return undefined;
   }
 }
 

@@ -6,6 +6,8 @@
 // way to be wrong: two people whose names collide must use different names, but one person can
 // never count twice or approve their own call under a respelling.
 
+import { foldConfusables } from './confusables.js';
+
 /** Channels a vote arrives through: part of how it came, not of who cast it. */
 export const VOTE_CHANNELS: ReadonlySet<string> = new Set(['cli', 'api', 'console', 'slack']);
 
@@ -13,25 +15,6 @@ export const VOTE_CHANNELS: ReadonlySet<string> = new Set(['cli', 'api', 'consol
 // characters…), other format characters, and C0/C1 controls: invisible in any rendering.
 const INVISIBLE = /[\p{Default_Ignorable_Code_Point}\p{Cf}\p{Cc}]/gu;
 
-// Lower-case lookalikes of Latin letters and separators (after NFKC and case folding, so only
-// lower-case forms are needed). A subset of Unicode's confusables.txt: the letters an attacker
-// reaches for first, from the scripts every keyboard layout offers.
-const CONFUSABLES: Readonly<Record<string, string>> = {
-  // Cyrillic
-  'а': 'a', 'в': 'b', 'е': 'e', 'ё': 'e', 'һ': 'h', 'і': 'i', 'ї': 'i', 'ј': 'j', 'к': 'k', 'м': 'm', 'н': 'h',
-  'о': 'o', 'р': 'p', 'с': 'c', 'т': 't', 'у': 'y', 'х': 'x', 'ѕ': 's', 'ԁ': 'd', 'ԛ': 'q', 'ԝ': 'w', 'ү': 'y',
-  'ɡ': 'g', 'ӏ': 'l', 'ԍ': 'g',
-  // Greek
-  'α': 'a', 'β': 'b', 'γ': 'y', 'ε': 'e', 'η': 'n', 'ι': 'i', 'κ': 'k', 'ν': 'v', 'ο': 'o', 'ρ': 'p', 'τ': 't',
-  'υ': 'u', 'χ': 'x', 'ω': 'w', 'ϲ': 'c', 'ϳ': 'j', 'ζ': 'z', 'μ': 'u',
-  // Latin lookalikes outside ASCII
-  'ı': 'i', 'ȷ': 'j', 'ℓ': 'l', 'ǀ': 'l', 'ɑ': 'a',
-  // dashes and hyphens
-  '\u2010': '-', '\u2011': '-', '\u2012': '-', '\u2013': '-', '\u2014': '-', '\u2015': '-', '\u2212': '-', '\u02d7': '-', '\u2043': '-',
-  // dots
-  '\u2024': '.', '\u00b7': '.', '\u2027': '.',
-};
-const CONFUSABLE_RE = new RegExp(`[${Object.keys(CONFUSABLES).join('').replace(/[-\]\\^]/g, '\\$&')}]`, 'gu');
 
 /**
  * The comparison key of a name: NFKC, invisible characters removed, case folded, lookalikes
@@ -43,7 +26,7 @@ export function identityKey(name: string): string {
   s = s.toUpperCase().toLowerCase();
   // Combining marks (an `é` spelled e + U+0301, a dotted Cyrillic `о`) would keep lookalikes apart: drop them.
   s = s.normalize('NFD').replace(/\p{M}/gu, '');
-  s = s.replace(CONFUSABLE_RE, (c) => CONFUSABLES[c] ?? c);
+  s = foldConfusables(s);
   return s.normalize('NFKC').trim();
 }
 

@@ -1,6 +1,6 @@
 // The one spelling of a resource name the gates compare: what the server will read it as.
 import { canonicalTemplate, canonicalUri } from '../policy/canonical.js';
-import { foldName } from '../policy/confusables.js';
+import { foldName } from '../core/confusables.js';
 import type { ResourceKind } from '../policy/governable.js';
 import type { Snapshot } from '../policy/types.js';
 

@@ -4,7 +4,7 @@ import {
   GOVERNED_METHODS, LIST_ITEM_KIND, LIST_ITEM_NAME, LIST_METHODS, MCP_CLIENT_METHODS, classifyMethod, isGoverned, listItemName,
   lookalikeOf, resourceFieldOf, resourceKindOf, resourceNameOf, resourceOf, subscribedUris,
 } from './governable.js';
-import { skeleton } from './confusables.js';
+import { skeleton } from '../core/confusables.js';
 
 describe('governable methods', () => {
   it('names the resource of each governed method', () => {

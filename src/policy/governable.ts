@@ -1,7 +1,7 @@
 // The single place that knows which MCP methods exist, which are governed and what names them
 // (§2.1): the gates judge the resource name, never the method, so one rule covers a tool, a
 // resource URI and a prompt alike. List methods are not judged but filtered by `expose`.
-import { skeleton } from './confusables.js';
+import { skeleton } from '../core/confusables.js';
 
 /**
  * Where a governed request names its resource: a params field, `completion/complete`'s `ref`,

@@ -2,7 +2,7 @@
 // or URI in its own way (folds case, canonicalises URIs), and a glob written for one spelling
 // does not stop another. Warnings only; a handful per config at most, each saying what to do.
 import { looksLikeUri } from './canonical.js';
-import { suspiciousCharacters } from './confusables.js';
+import { suspiciousCharacters } from '../core/confusables.js';
 import { literalPrefixLength } from './glob.js';
 import { uriGlob } from './snapshot.js';
 import type { Config } from './types.js';

@@ -7,7 +7,7 @@ import { readConfigFile } from './config.js';
 import type { ConfigContext } from './validate.js';
 import type { Env } from './env-expand.js';
 import { canonicalPrefix, canonicalUri, looksLikeUri } from './canonical.js';
-import { foldName } from './confusables.js';
+import { foldName } from '../core/confusables.js';
 import { compileGlob, literalPrefixLength } from './glob.js';
 import type { ResourceKind } from './governable.js';
 import type { CompiledRule, CompiledSource, Config, ExposeConfig, Matcher, Snapshot } from './types.js';

@@ -3,7 +3,7 @@
 // approvals, audit, metrics), filters list answers, and exports the stdio metrics. Every
 // call needs the per-run secret; the approvals console and /metrics are on its admin port.
 import { randomUUID } from 'node:crypto';
-import { secretMatcher } from '../core/secret.js';
+import { bearerMatcher, secretMatcher } from '../core/secret.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -128,7 +128,8 @@ export async function startGovernanceService(o: GovernanceOptions): Promise<Gove
   });
   const pipeline = pipelineFor(() => snapshot, NO_UPSTREAM, approvals.gateway);
 
-  const bearerMatches = secretMatcher(`Bearer ${o.token}`);
+  // the scheme in any case (RFC 9110), like every other API of ours
+  const bearerMatches = bearerMatcher(o.token);
   const authorized = (ex: Exchange): boolean => bearerMatches(ex.headers['authorization']);
 
   const judgeOne = async (req: JudgeRequest): Promise<JudgeAnswer> => {

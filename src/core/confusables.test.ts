@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { foldName, skeleton, suspiciousCharacters } from './confusables.js';
+import { foldConfusables, foldName, skeleton, suspiciousCharacters } from './confusables.js';
 
 describe('confusables', () => {
   it('folds case the way case-folding servers compare', () => {
@@ -20,5 +20,19 @@ describe('confusables', () => {
   it('names the characters a person would misread', () => {
     assert.deepEqual(suspiciousCharacters('delete_*'), []);
     assert.deepEqual(suspiciousCharacters('d\u0435lete\u200b'), ['U+0435', 'U+200B']);
+  });
+});
+
+describe('foldConfusables (identities keep their separators)', () => {
+  it('maps lookalikes and never an ASCII character', () => {
+    const ascii = 'abcdefghijklmnopqrstuvwxyz0123456789-._:@ ';
+    assert.equal(foldConfusables(ascii), ascii);
+    assert.equal(foldConfusables(foldName('ſtraße')), 'strasse');
+    assert.equal(foldConfusables('аgеnt\u20111'), 'agent-1');
+    assert.equal(foldConfusables('мαх'), 'max');
+  });
+
+  it('agrees with skeleton on every letter it maps', () => {
+    for (const s of ['аgеnt', 'οреn', 'һеlр', 'ѕеcrеt']) assert.equal(skeleton(foldConfusables(s)), skeleton(s), s);
   });
 });

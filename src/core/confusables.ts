@@ -1,8 +1,9 @@
-// The "skeleton" of a string, for telling lookalikes apart from the real thing (UTS #39 in
-// spirit): NFKC, case folded, default-ignorable and zero-width characters and combining marks
-// removed, common confusables of the ASCII letters mapped to them. Used where a spelling that a
-// person (or a lenient server) reads as a governed name must be caught: method names, and the
-// `thoughtgate validate` lint. Never on the hot path: only after an exact lookup missed.
+// The one table of lookalike characters, and the "skeleton" of a string, for telling lookalikes
+// apart from the real thing (UTS #39 in spirit): NFKC, case folded, default-ignorable and
+// zero-width characters and combining marks removed, common confusables of the ASCII letters
+// mapped to them. Used where a spelling that a person (or a lenient server) reads as a governed
+// name must be caught: method names, the `thoughtgate validate` lint, and approvers' identities
+// (core/identity.ts). Never on the hot path: only after an exact lookup missed.
 
 const IGNORABLE = /\p{Default_Ignorable_Code_Point}/gu;
 const MARKS = /[\p{Mn}\p{Me}]/gu;
@@ -15,18 +16,18 @@ const MARKS = /[\p{Mn}\p{Me}]/gu;
  */
 const CONFUSABLE_GROUPS: Readonly<Record<string, string>> = {
   a: 'аɑαⲁ⍺',
-  b: 'ЬƄᏏᑲ',
+  b: 'ЬƄᏏᑲвβ',
   c: 'сϲⅽᴄⲥ',
   d: 'ԁᏧⅾ',
-  e: 'еҽℯ℮ᥱ',
+  e: 'еҽℯ℮ᥱε',
   f: 'ſẝꞙ',
-  g: 'ɡցᶃƍ',
-  h: 'һհᏂ',
+  g: 'ɡցᶃƍԍ',
+  h: 'һհᏂн',
   i: 'іıɩι¡ⅰℹ',
-  j: 'јϳ',
+  j: 'јϳȷ',
   k: 'κкᴋ',
   l: 'ӀӏⅼℓǀƖ׀|',
-  m: 'ⅿｍ',
+  m: 'ⅿｍм',
   n: 'ոռпη',
   o: 'оοօᴏσ०੦૦௦౦೦൦๐໐ဝ',
   p: 'рρϱⲣ',
@@ -34,12 +35,15 @@ const CONFUSABLE_GROUPS: Readonly<Record<string, string>> = {
   r: 'гᴦⲅꭇ',
   s: 'ѕꜱƽ',
   t: 'тτᴛ',
-  u: 'υսʋᴜ',
+  u: 'υսʋᴜμ',
   v: 'νѵᴠⅴ',
-  w: 'ԝɯѡᴡ',
+  w: 'ԝɯѡᴡω',
   x: 'хχⅹ᙮',
   y: 'уүγʏ',
-  z: 'ᴢꮓ',
+  z: 'ᴢꮓζ',
+  // separators that read as ASCII ones (names keep them; method skeletons drop all separators)
+  '-': '\u2010\u2011\u2012\u2013\u2014\u2015\u2212\u02d7\u2043',
+  '.': '\u2024\u00b7\u2027',
   '0': 'Oo',
 };
 
@@ -50,7 +54,9 @@ const CONFUSABLES: ReadonlyMap<number, string> = (() => {
     // Looked up after case folding: register the folded form (and the form as written).
     for (const ch of chars) {
       m.set(ch.codePointAt(0)!, ascii);
-      m.set(foldName(ch).codePointAt(0)!, ascii);
+      // never an ASCII character itself: folding `ſ` gives `s`, which must stay `s`
+      const folded = foldName(ch).codePointAt(0)!;
+      if (folded >= 0x80) m.set(folded, ascii);
     }
   }
   return m;
@@ -76,9 +82,16 @@ export function skeleton(s: string): string {
     if ((cp >= 0x61 && cp <= 0x7a) || (cp >= 0x30 && cp <= 0x39)) out += ch;
     else {
       const mapped = CONFUSABLES.get(cp);
-      if (mapped !== undefined) out += mapped;
+      if (mapped !== undefined && mapped !== '-' && mapped !== '.') out += mapped;
     }
   }
+  return out;
+}
+
+/** `s` (already folded) with each lookalike character replaced by the ASCII one it imitates; the rest kept. */
+export function foldConfusables(s: string): string {
+  let out = '';
+  for (const ch of s) out += CONFUSABLES.get(ch.codePointAt(0)!) ?? ch;
   return out;
 }
 
