@@ -172,3 +172,13 @@ test('the console cookie is a session id: the token is not in it, and signing ou
     await p.stop();
   }
 });
+
+test('an approver token that is the admin token is refused at startup', async () => {
+  const up = await startRecordingUpstream();
+  upstreams.push(up);
+  const p = await startProxy(config(up), { env: { THOUGHTGATE_ADMIN_TOKEN: ALICE, TG_ALICE: ALICE, TG_BOB: BOB }, expectFailure: true });
+  const { code } = await p.exited;
+  assert.equal(code, 1);
+  assert.match(p.logText(), /approval\.ops\.approver_tokens\.alice is the admin token/);
+  assert.doesNotMatch(p.logText(), new RegExp(ALICE), 'the token itself is not logged');
+});

@@ -107,6 +107,15 @@ export async function createApprovals(d: ApprovalsDeps): Promise<Approvals> {
   const s = d.settings;
   const store = await openStore(stateLocation(s, d.config));
   const { token, generated, file } = adminToken(s);
+  // An approver whose token is the admin token would vote as 'operator' and manage everything.
+  for (const [name, w] of Object.entries(d.config.approval)) {
+    for (const [who, t] of Object.entries(w.approver_tokens)) {
+      if (t === token) {
+        await store.close();
+        throw new Error(`approval.${name}.approver_tokens.${who} is the admin token (THOUGHTGATE_ADMIN_TOKEN): give each approver a token of their own`);
+      }
+    }
+  }
   const consoleUrl = s.consoleUrl ?? `http://127.0.0.1:${d.adminPort}/approvals`;
   const channels = new Map<string, ApprovalChannel>([['console', consoleChannel]]);
   const slackReady = s.slackToken !== undefined;
