@@ -64,7 +64,7 @@ function uniq(what: string): string {
 class Scope {
   private readonly engines: ApprovalEngine[] = [];
   private readonly stores: StateStore[] = [];
-  async rig(store: StateStore, o: { replicaId?: string; maxPending?: number; retentionMs?: number; sweepMs?: number } = {}): Promise<Rig> {
+  async rig(store: StateStore, o: { replicaId?: string; maxPending?: number; retentionMs?: number; sweepMs?: number; maxRecordBytes?: number; maxPendingBytes?: number } = {}): Promise<Rig> {
     this.stores.push(store);
     const channel = new StubChannel();
     const executed: ApprovalRecord[] = [];
@@ -74,6 +74,8 @@ class Scope {
       channels: new Map([[channel.name, channel]]),
       replicaId: o.replicaId ?? 'r1',
       maxPending: o.maxPending ?? 100,
+      maxRecordBytes: o.maxRecordBytes,
+      maxPendingBytes: o.maxPendingBytes,
       retentionMs: o.retentionMs ?? 3_600_000,
       sweepMs: o.sweepMs,
       execute: async (rec) => { executed.push(rec); return OK; },
@@ -116,7 +118,7 @@ function delegate(real: StateStore, over: Partial<StateStore>): StateStore {
   const through: StateStore = {
     kind: real.kind, where: real.where,
     open: () => real.open(), close: () => real.close(),
-    create: (r, max) => real.create(r, max), get: (id) => real.get(id), list: () => real.list(),
+    create: (r, max, bytes) => real.create(r, max, bytes), get: (id) => real.get(id), list: () => real.list(),
     update: (id, fn) => real.update(id, fn), delete: (id) => real.delete(id),
     putGrant: (g) => real.putGrant(g), listGrants: () => real.listGrants(), deleteGrant: (id) => real.deleteGrant(id),
     subscribe: (l) => real.subscribe(l), claimOnce: (k, u) => real.claimOnce(k, u),
@@ -148,6 +150,54 @@ for (const space of spaces) {
     await rig.engine.request(ask());
     await assert.rejects(rig.engine.request(ask()), (e: unknown) => e instanceof GovError && e.code === -32009);
     assert.equal((await rig.engine.list()).length, 2, 'the refused request left no record');
+  });
+
+  t('per-record byte limit: a call at the limit is held; one byte past it is -32602 naming the limit, nothing stored or posted', async (s, sp) => {
+    const body = '{"jsonrpc":"2.0","id":1,"method":"tools/call"}';
+    const args = { blob: 'x'.repeat(1000) };
+    const size = Buffer.byteLength(body) + Buffer.byteLength(JSON.stringify(args));
+    const rig = await s.rig(await sp.open(), { maxRecordBytes: size });
+    const at = await rig.engine.request(ask({ arguments: args, request: { path: '/mcp', headers: {}, body } }));
+    assert.equal(at.bytes, size, 'the record carries its size (body + arguments)');
+    const past = { blob: 'x'.repeat(1001) };
+    await assert.rejects(rig.engine.request(ask({ arguments: past, request: { path: '/mcp', headers: {}, body } })), (e: unknown) => {
+      assert.ok(e instanceof GovError && e.code === -32602, `-32602, got ${String(e)}`);
+      assert.match(e.message, new RegExp(`size limit of ${size} bytes`), 'the message itself names the limit');
+      return true;
+    });
+    assert.deepEqual((await rig.engine.list()).map((r) => r.id), [at.id], 'the refused call left no record');
+    assert.deepEqual(rig.channel.posts.map((r) => r.id), [at.id], 'nobody was asked about it');
+  });
+
+  t('total byte budget: past it -32009 with retry_after; a finished record frees its bytes', async (s, sp) => {
+    const body = '{"jsonrpc":"2.0","id":1,"method":"tools/call"}';
+    const args = { blob: 'y'.repeat(500) };
+    const size = Buffer.byteLength(body) + Buffer.byteLength(JSON.stringify(args));
+    const rig = await s.rig(await sp.open(), { maxPendingBytes: 2 * size });
+    const first = await rig.engine.request(ask({ arguments: args, request: { path: '/mcp', headers: {}, body } }));
+    await rig.engine.request(ask({ arguments: args, request: { path: '/mcp', headers: {}, body } }));
+    await assert.rejects(rig.engine.request(ask({ arguments: args, request: { path: '/mcp', headers: {}, body } })), (e: unknown) => {
+      assert.ok(e instanceof GovError && e.code === -32009, `-32009, got ${String(e)}`);
+      assert.ok(e.retryAfter !== undefined && e.retryAfter > 0, 'retry_after is set');
+      assert.match(String(e.details), /THOUGHTGATE_MAX_PENDING_APPROVAL_BYTES/);
+      return true;
+    });
+    await rig.engine.decide(first.id, { verdict: 'reject', by: 'console:alice' });
+    await rig.engine.request(ask({ arguments: args, request: { path: '/mcp', headers: {}, body } }));
+    assert.equal((await rig.engine.list((r) => r.state === 'pending')).length, 2);
+  });
+
+  t('a store that cannot write (full disk) refuses the call with -32013: nothing acknowledged', async (s, sp) => {
+    const real = await sp.open();
+    const full = Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+    const rig = await s.rig(delegate(real, { create: async () => { throw full; } }));
+    await assert.rejects(rig.engine.request(ask()), (e: unknown) => {
+      assert.ok(e instanceof GovError && e.kind === 'service_unavailable', `service_unavailable, got ${String(e)}`);
+      assert.match(String(e.details), /ENOSPC/);
+      return true;
+    });
+    assert.equal(rig.channel.posts.length, 0, 'nobody was asked');
+    assert.ok(rig.logs.some((l) => l.level === 'error' && /could not be stored/.test(l.msg)));
   });
 
   t('approve: approved → executing → completed, executed once, outcome kept, channel told', async (s, sp) => {

@@ -10,7 +10,7 @@ import type { WorkflowConfig } from '../policy/types.js';
 import type {
   ApprovalChannel, ApprovalDecider, ApprovalRecord, ApprovalState, DecideResult, Grant, GrantScope, Outcome, StateStore, Vote,
 } from './types.js';
-import { TERMINAL_STATES } from './types.js';
+import { TERMINAL_STATES, heldBytes } from './types.js';
 
 export interface ApprovalEvents {
   /** a record changed state (metrics + audit); `by` is the actor when a person or the system decided */
@@ -26,6 +26,13 @@ export interface EngineOptions {
   replicaId: string;
   /** non-terminal records at most (-32009 past it) */
   maxPending: number;
+  /**
+   * largest held call (request body + arguments, bytes): a bigger one is refused (-32602) before
+   * anything is stored; retrying cannot help it (unbounded when not given)
+   */
+  maxRecordBytes?: number;
+  /** the non-terminal records' bytes together at most (-32009 with retry_after past it) */
+  maxPendingBytes?: number;
   /** how long a finished record (and its result) is kept when the client set no task ttl */
   retentionMs: number;
   /** forwards an approved call upstream and returns its answer */
@@ -153,6 +160,16 @@ export class ApprovalEngine implements ApprovalDecider {
 
   /** Creates the record for a call that needs a human and asks its channel. Throws -32009 when full. */
   async request(n: NewApproval): Promise<ApprovalRecord> {
+    // Sized before anything is stored: a record is kept in memory, in the journal, and sent to
+    // channels, so its bytes are what a pending approval costs.
+    const bytes = heldBytes(n.request, n.arguments);
+    const maxRecord = this.o.maxRecordBytes;
+    if (maxRecord !== undefined && bytes > maxRecord) {
+      // no `tool`: the message then names the limit (tool names what was refused only in data)
+      throw new GovError('invalid_params', {
+        details: `the call is ${bytes} bytes (request body + arguments), over the size limit of ${maxRecord} bytes for a call awaiting approval (THOUGHTGATE_MAX_APPROVAL_BYTES); it was not held or forwarded`,
+      });
+    }
     const now = this.now();
     const expiresAt = now + n.timeoutMs;
     const rec: ApprovalRecord = {
@@ -181,6 +198,7 @@ export class ApprovalEngine implements ApprovalDecider {
       requestId: n.requestId,
       keepUntil: n.taskTtlMs !== undefined ? now + n.taskTtlMs : expiresAt + this.o.retentionMs,
       pollIntervalMs: pollIntervalFor(n.timeoutMs),
+      bytes,
     };
     if (n.redactFields !== undefined && n.redactFields.length > 0) rec.redactFields = [...n.redactFields];
     if (n.preapprovedBy !== undefined) {
@@ -188,8 +206,17 @@ export class ApprovalEngine implements ApprovalDecider {
       rec.decidedBy = n.preapprovedBy;
       rec.decidedAt = now;
     }
-    if (!(await this.o.store.create(rec, this.o.maxPending))) {
-      throw new GovError('rate_limited', { tool: n.tool, details: `${this.o.maxPending} approvals already pending`, retryAfter: 60 });
+    let created: boolean;
+    try {
+      created = await this.o.store.create(rec, this.o.maxPending, this.o.maxPendingBytes);
+    } catch (e) {
+      // Not durable (full disk, store unreachable): refused, never acknowledged as held.
+      this.o.events.log('error', 'approval could not be stored; the call is refused', { tool: n.tool, err: (e as Error).message, code: (e as NodeJS.ErrnoException).code });
+      throw new GovError('service_unavailable', { tool: n.tool, retryAfter: 30, details: `the approval store cannot take new approvals (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); the call was not held or forwarded` });
+    }
+    if (!created) {
+      const budget = this.o.maxPendingBytes !== undefined ? ` or ${this.o.maxPendingBytes} bytes (THOUGHTGATE_MAX_PENDING_APPROVAL_BYTES)` : '';
+      throw new GovError('rate_limited', { tool: n.tool, details: `pending approvals are at their limit: ${this.o.maxPending} approvals (THOUGHTGATE_MAX_PENDING_APPROVALS)${budget}; this call is ${bytes} bytes`, retryAfter: 60 });
     }
     this.o.events.transition(rec, 'new');
     if (rec.state === 'approved') {

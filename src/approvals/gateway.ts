@@ -138,6 +138,26 @@ export class ApprovalGateway {
     return this.o.engine;
   }
 
+  /**
+   * The client sent `notifications/cancelled {requestId}`: nobody waits for that call any more,
+   * so its approval is withdrawn (cancelled: never executed, channels updated). Only held calls
+   * of this caller and session with that JSON-RPC id (ids are per session; 1 and "1" differ);
+   * tasks outlive their request by design and are cancelled with tasks/cancel instead. Looked
+   * up in the store, not only among the requests held open here: the connection may be gone
+   * already, or held by another replica. Resolves to the ids withdrawn.
+   */
+  async cancelHeld(sessionId: string | undefined, requestId: unknown): Promise<string[]> {
+    if (typeof requestId !== 'string' && typeof requestId !== 'number') return [];
+    const o = this.o;
+    const mine = await o.engine.list((r) => r.state === 'pending' && r.mode === 'held' && r.requestId === requestId && ownedBy(r, o.principal.id, sessionId));
+    const out: string[] = [];
+    for (const r of mine) {
+      const after = await o.engine.cancel(r.id, `requester:${o.principal.id}`);
+      if (after?.state === 'cancelled') out.push(r.id);
+    }
+    return out;
+  }
+
   workflowOf(decision: Decision, snapshot: Snapshot): { name: string; workflow: WorkflowConfig | undefined } {
     const all = snapshot.config.approval;
     if (decision.approval !== undefined && all[decision.approval] !== undefined) return { name: decision.approval, workflow: all[decision.approval] };

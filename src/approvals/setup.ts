@@ -155,6 +155,8 @@ export async function createApprovals(d: ApprovalsDeps): Promise<Approvals> {
     channels,
     replicaId,
     maxPending: s.maxPending,
+    maxRecordBytes: s.maxApprovalBytes,
+    maxPendingBytes: s.maxPendingApprovalBytes,
     retentionMs: s.retentionMs,
     execute: d.execute ?? ((rec) => gateway!.execute(rec)),
     // Per-approver tokens and redact_fields as the policy in force now says (reloads included).

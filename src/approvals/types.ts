@@ -85,6 +85,16 @@ export interface ApprovalRecord {
   channelRef?: Record<string, string>;
   /** the workflow's redact_fields when the call was held: masked wherever the arguments are shown */
   redactFields?: string[];
+  /**
+   * what the record holds, in bytes: the held request body + the JSON of the arguments (set at
+   * creation; what the per-record and total byte limits on pending approvals count)
+   */
+  bytes?: number;
+}
+
+/** The size the byte limits count: held request body + arguments (UTF-8 bytes). */
+export function heldBytes(request: HeldRequest, args: unknown): number {
+  return Buffer.byteLength(request.body, 'utf8') + Buffer.byteLength(JSON.stringify(args) ?? '', 'utf8');
 }
 
 /** A standing approval: calls matching it are forwarded without asking again. */
@@ -118,8 +128,11 @@ export interface StateStore {
   /** human-readable location for logs (path or redacted URL) */
   readonly where: string;
   open(): Promise<void>;
-  /** adds a record unless `maxActive` non-terminal records exist already; false = full */
-  create(rec: ApprovalRecord, maxActive: number): Promise<boolean>;
+  /**
+   * adds a record unless `maxActive` non-terminal records exist already, or (when given) the
+   * non-terminal records' `bytes` with this one's would exceed `maxActiveBytes`; false = full
+   */
+  create(rec: ApprovalRecord, maxActive: number, maxActiveBytes?: number): Promise<boolean>;
   get(id: string): Promise<ApprovalRecord | undefined>;
   list(): Promise<ApprovalRecord[]>;
   /**

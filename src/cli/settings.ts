@@ -44,6 +44,10 @@ export interface ApprovalSettings {
   /** overrides the config's `state:` (a directory or redis://…) */
   state: string | undefined;
   maxPending: number;
+  /** largest held call (request body + arguments), bytes; bigger ones are refused -32602 */
+  maxApprovalBytes: number;
+  /** pending approvals' bytes together; past it new ones get -32009 */
+  maxPendingApprovalBytes: number;
   /** timeout of `approve` rules with no workflow (the original's THOUGHTGATE_APPROVAL_TIMEOUT_SECS) */
   defaultTimeoutMs: number;
   retentionMs: number;
@@ -142,6 +146,8 @@ export const ENV_HELP: ReadonlyArray<readonly [string, string]> = [
   ['THOUGHTGATE_STATE_DIR', 'embedded approval store directory (default $XDG_STATE_HOME/thoughtgate/<port>, else ~/.local/state/thoughtgate/<port>)'],
   ['THOUGHTGATE_STATE', 'approval store: a directory or redis://host:port/db (replicas share it); overrides the config\'s state:'],
   ['THOUGHTGATE_MAX_PENDING_APPROVALS', 'most approvals waiting at once; more get -32009 (default 1000)'],
+  ['THOUGHTGATE_MAX_APPROVAL_BYTES', 'largest call held for approval, request body + arguments in bytes; bigger ones are refused at once with -32602 (default 4194304)'],
+  ['THOUGHTGATE_MAX_PENDING_APPROVAL_BYTES', 'bytes of all approvals waiting at once (request bodies + arguments); more get -32009 (default 536870912)'],
   ['THOUGHTGATE_APPROVAL_TIMEOUT_SECS', 'approval timeout of approve rules without a workflow (default 600)'],
   ['THOUGHTGATE_APPROVAL_RETENTION_SECS', 'how long a finished approval and its result are kept (default 3600)'],
   ['THOUGHTGATE_TASK_TTL_MIN_SECS', 'shortest task ttl granted to a client (default 60)'],
@@ -227,6 +233,9 @@ export function resolveSettings(flags: Flags, env: Env = process.env): Settings 
       stateDir: env['THOUGHTGATE_STATE_DIR'] || defaultStateDir(env, port),
       state: env['THOUGHTGATE_STATE'] || undefined,
       maxPending: int(env, 'THOUGHTGATE_MAX_PENDING_APPROVALS', 1000, 1, 1_000_000),
+      // 4 MiB: a held call carries its arguments twice (body + parsed), so ~2 MB arguments fit; 5 MB do not
+      maxApprovalBytes: int(env, 'THOUGHTGATE_MAX_APPROVAL_BYTES', 4 * 1024 * 1024, 1024, 1 << 30),
+      maxPendingApprovalBytes: int(env, 'THOUGHTGATE_MAX_PENDING_APPROVAL_BYTES', 512 * 1024 * 1024, 1024, 2 ** 40),
       defaultTimeoutMs: int(env, 'THOUGHTGATE_APPROVAL_TIMEOUT_SECS', 600, 5, 7 * 86_400) * 1000,
       retentionMs: int(env, 'THOUGHTGATE_APPROVAL_RETENTION_SECS', 3600, 1, 30 * 86_400) * 1000,
       taskTtlMinMs: int(env, 'THOUGHTGATE_TASK_TTL_MIN_SECS', 60, 1, 30 * 86_400) * 1000,

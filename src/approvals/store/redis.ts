@@ -13,7 +13,8 @@
 // Redis restart; the embedded FileStore is the choice when that is not wanted.
 //
 // Keys: <prefix>:rec:<id> (record JSON), <prefix>:active (set of non-terminal ids, for the cap),
-// <prefix>:all (set of every id, for list), <prefix>:grants (hash id → grant JSON),
+// <prefix>:all (set of every id, for list), <prefix>:bytes (hash active id → its `bytes`, for
+// the byte budget; records of older versions have none and count 0), <prefix>:grants (hash id → grant JSON),
 // <prefix>:replica:<id> (heartbeat, expires after its ttl), <prefix>:nonce:<sha256> (a used
 // signed callback, expires when its window closes).
 import { createHash } from 'node:crypto';
@@ -36,41 +37,55 @@ const CONNECT_TIMEOUT_MS = 5000;
 const MAX_RETRIES_PER_REQUEST = 2;
 const MGET_CHUNK = 500;
 
-// KEYS: rec, active, all. ARGV: id, json, maxActive (-1 = no cap), '1' when the record is active, channel.
+// KEYS: rec, active, all, bytes. ARGV: id, json, maxActive (-1 = no cap), '1' when the record is
+// active, channel, the record's bytes, maxActiveBytes (-1 = no budget).
 // -1 = id taken, 0 = full, 1 = created.
 const CREATE_LUA = `
 if redis.call('EXISTS', KEYS[1]) == 1 then return -1 end
 local cap = tonumber(ARGV[3])
 if cap >= 0 and redis.call('SCARD', KEYS[2]) >= cap then return 0 end
+local budget = tonumber(ARGV[7])
+if budget >= 0 and ARGV[4] == '1' then
+  local total = tonumber(ARGV[6])
+  for _, v in ipairs(redis.call('HVALS', KEYS[4])) do total = total + tonumber(v) end
+  if total > budget then return 0 end
+end
 redis.call('SET', KEYS[1], ARGV[2])
 redis.call('SADD', KEYS[3], ARGV[1])
-if ARGV[4] == '1' then redis.call('SADD', KEYS[2], ARGV[1]) end
+if ARGV[4] == '1' then
+  redis.call('SADD', KEYS[2], ARGV[1])
+  redis.call('HSET', KEYS[4], ARGV[1], ARGV[6])
+end
 redis.call('PUBLISH', ARGV[5], ARGV[1])
 return 1`;
 
-// KEYS: rec, active. ARGV: sha1 of the value read, new json, '1' when active, id, channel.
+// KEYS: rec, active, bytes. ARGV: sha1 of the value read, new json, '1' when active, id, channel.
 // 0 = the record changed (or vanished) since it was read, 1 = written.
 const CAS_LUA = `
 local cur = redis.call('GET', KEYS[1])
 if not cur or redis.sha1hex(cur) ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[2])
-if ARGV[3] == '1' then redis.call('SADD', KEYS[2], ARGV[4]) else redis.call('SREM', KEYS[2], ARGV[4]) end
+if ARGV[3] == '1' then redis.call('SADD', KEYS[2], ARGV[4]) else
+  redis.call('SREM', KEYS[2], ARGV[4])
+  redis.call('HDEL', KEYS[3], ARGV[4])
+end
 redis.call('PUBLISH', ARGV[5], ARGV[4])
 return 1`;
 
-// KEYS: rec, active, all. ARGV: id, channel. Returns how many records were deleted (0 or 1).
+// KEYS: rec, active, all, bytes. ARGV: id, channel. Returns how many records were deleted (0 or 1).
 const DELETE_LUA = `
 local n = redis.call('DEL', KEYS[1])
 redis.call('SREM', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[4], ARGV[1])
 redis.call('SREM', KEYS[3], ARGV[1])
 if n == 1 then redis.call('PUBLISH', ARGV[2], ARGV[1]) end
 return n`;
 
 /** The scripts, registered with `defineCommand` (EVALSHA, falling back to EVAL once). */
 interface Scripts {
-  tgCreate(rec: string, active: string, all: string, id: string, json: string, cap: string, isActive: string, channel: string): Promise<number>;
-  tgCas(rec: string, active: string, sha: string, json: string, isActive: string, id: string, channel: string): Promise<number>;
-  tgDelete(rec: string, active: string, all: string, id: string, channel: string): Promise<number>;
+  tgCreate(rec: string, active: string, all: string, bytesKey: string, id: string, json: string, cap: string, isActive: string, channel: string, bytes: string, budget: string): Promise<number>;
+  tgCas(rec: string, active: string, bytesKey: string, sha: string, json: string, isActive: string, id: string, channel: string): Promise<number>;
+  tgDelete(rec: string, active: string, all: string, bytesKey: string, id: string, channel: string): Promise<number>;
 }
 
 /** The URL as logs may show it: any password replaced by `***`. */
@@ -110,6 +125,7 @@ export class RedisStore implements StateStore {
   private recKey(id: string): string { return `${this.prefix}:rec:${id}`; }
   private get activeKey(): string { return `${this.prefix}:active`; }
   private get allKey(): string { return `${this.prefix}:all`; }
+  private get bytesKey(): string { return `${this.prefix}:bytes`; }
   private get grantsKey(): string { return `${this.prefix}:grants`; }
   private replicaKey(replica: string): string { return `${this.prefix}:replica:${replica}`; }
   private nonceKey(key: string): string { return `${this.prefix}:nonce:${createHash('sha256').update(key).digest('hex')}`; }
@@ -123,9 +139,9 @@ export class RedisStore implements StateStore {
     });
     // Without a listener ioredis prints every connection error; callers see failures as rejected commands.
     client.on('error', (e: Error) => { this.lastError = e; });
-    client.defineCommand('tgCreate', { numberOfKeys: 3, lua: CREATE_LUA });
-    client.defineCommand('tgCas', { numberOfKeys: 2, lua: CAS_LUA });
-    client.defineCommand('tgDelete', { numberOfKeys: 3, lua: DELETE_LUA });
+    client.defineCommand('tgCreate', { numberOfKeys: 4, lua: CREATE_LUA });
+    client.defineCommand('tgCas', { numberOfKeys: 3, lua: CAS_LUA });
+    client.defineCommand('tgDelete', { numberOfKeys: 4, lua: DELETE_LUA });
     this.client = client as Redis & Scripts;
     const subscriber = client.duplicate();
     subscriber.on('error', (e: Error) => { this.lastError = e; });
@@ -174,9 +190,10 @@ export class RedisStore implements StateStore {
     return this.client;
   }
 
-  async create(rec: ApprovalRecord, maxActive: number): Promise<boolean> {
+  async create(rec: ApprovalRecord, maxActive: number, maxActiveBytes?: number): Promise<boolean> {
     const cap = Number.isFinite(maxActive) ? String(Math.max(0, Math.floor(maxActive))) : '-1';
-    const r = await this.redis.tgCreate(this.recKey(rec.id), this.activeKey, this.allKey, rec.id, JSON.stringify(rec), cap, isActive(rec), this.channel);
+    const budget = maxActiveBytes !== undefined && Number.isFinite(maxActiveBytes) ? String(Math.max(0, Math.floor(maxActiveBytes))) : '-1';
+    const r = await this.redis.tgCreate(this.recKey(rec.id), this.activeKey, this.allKey, this.bytesKey, rec.id, JSON.stringify(rec), cap, isActive(rec), this.channel, String(Math.max(0, Math.floor(rec.bytes ?? 0))), budget);
     if (r === -1) throw new Error(`approval ${rec.id} already exists`);
     return r === 1;
   }
@@ -206,7 +223,7 @@ export class RedisStore implements StateStore {
       if (next === undefined) return { rec: cur, changed: false };
       if (next.id !== id) throw new Error(`update of ${id} returned a record with id ${next.id}`);
       const sha = createHash('sha1').update(raw).digest('hex');
-      if ((await redis.tgCas(this.recKey(id), this.activeKey, sha, JSON.stringify(next), isActive(next), id, this.channel)) === 1) {
+      if ((await redis.tgCas(this.recKey(id), this.activeKey, this.bytesKey, sha, JSON.stringify(next), isActive(next), id, this.channel)) === 1) {
         return { rec: next, changed: true };
       }
       // Someone else wrote in between: back off a little (jittered, so racers spread out) and re-read.
@@ -216,7 +233,7 @@ export class RedisStore implements StateStore {
   }
 
   async delete(id: string): Promise<void> {
-    await this.redis.tgDelete(this.recKey(id), this.activeKey, this.allKey, id, this.channel);
+    await this.redis.tgDelete(this.recKey(id), this.activeKey, this.allKey, this.bytesKey, id, this.channel);
   }
 
   async putGrant(g: Grant): Promise<void> {

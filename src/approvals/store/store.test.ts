@@ -3,13 +3,13 @@
 // writes, the directory lock and kill -9 safety.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { appendFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { testRedis } from '../testkit.js';
 import type { ApprovalRecord, ApprovalState, Grant, StateStore } from '../types.js';
-import { FileStore, StateDirInUseError } from './file.js';
+import { FileStore, StateDirInUseError, writeAll } from './file.js';
 import { Redis } from 'ioredis';
 import { RedisStore, redactRedisUrl } from './redis.js';
 
@@ -103,6 +103,21 @@ for (const kind of kinds) {
     assert.equal(await a.create(record(), 3), true, 'a deleted record no longer counts');
     await a.update(fourth.id, decide('approved'));
     assert.equal(await a.create(record(), 3), false, 'approved is not terminal: it still counts');
+  });
+
+  t('create refuses past the byte budget of non-terminal records (at the edge it fits); finished or deleted ones free their bytes', async ({ a, b }) => {
+    const r1 = record({ bytes: 600 });
+    const r2 = record({ bytes: 400 });
+    assert.equal(await a.create(r1, 100, 1000), true);
+    assert.equal(await b.create(r2, 100, 1000), true, 'exactly at the budget: fits');
+    assert.equal(await a.create(record({ bytes: 1 }), 100, 1000), false, 'one byte past it: full');
+    assert.equal(await a.create(record({ bytes: 0 }), 100, 1000), true, 'a record of no bytes still fits');
+    await b.update(r1.id, decide('rejected'));
+    assert.equal(await a.create(record({ bytes: 600 }), 100, 1000), true, 'a terminal record no longer counts');
+    assert.equal(await a.create(record({ bytes: 1 }), 100, 1000), false);
+    await b.delete(r2.id);
+    assert.equal(await a.create(record({ bytes: 400 }), 100, 1000), true, 'a deleted record no longer counts');
+    assert.equal(await a.create(record({ bytes: 10_000 }), 100), true, 'no budget given: not checked');
   });
 
   t('get, list and delete', async ({ a, b }) => {
@@ -356,10 +371,20 @@ test('FileStore: a torn final journal line (a write cut short) is ignored', asyn
   await s3.close();
 });
 
-test('FileStore: a corrupt line that is not the last one is refused rather than skipped', async () => {
+test('FileStore: a corrupt line that is not the last one is skipped (logged), never fatal; the journal as it was is kept aside', async () => {
   const dir = tempDir();
-  writeFileSync(join(dir, 'approvals.jsonl'), 'not json\n' + JSON.stringify({ t: 'r', v: record() }) + '\n');
-  await assert.rejects(new FileStore(dir).open(), /corrupt journal line/);
+  const good = record();
+  const text = 'not json\n' + JSON.stringify({ t: 'r', v: good }) + '\n';
+  writeFileSync(join(dir, 'approvals.jsonl'), text);
+  const warned: string[] = [];
+  const s = new FileStore(dir, { warn: (msg) => warned.push(msg) });
+  await s.open();
+  assert.deepEqual((await s.list()).map((x) => x.id), [good.id], 'the record after the bad line is kept');
+  assert.ok(warned.some((m) => /corrupt line skipped/.test(m)), `logged: ${warned.join('; ')}`);
+  const aside = readdirSync(dir).filter((f) => f.startsWith('approvals.jsonl.damaged-'));
+  assert.equal(aside.length, 1, 'the damaged journal is kept beside the compacted one');
+  assert.equal(readFileSync(join(dir, aside[0]!), 'utf8'), text);
+  await s.close();
 });
 
 test('FileStore: a directory held by a live process is refused; once that process is gone it is taken over', async () => {
@@ -426,4 +451,133 @@ test('FileStore: kill -9 loses no acknowledged record', async () => {
   const lost = ids.filter((id) => !stored.has(id));
   assert.deepEqual(lost, [], `${lost.length} of ${ids.length} acknowledged records were lost`);
   await s.close();
+});
+
+test('FileStore: a journal line over the length limit is skipped (logged), the lines around it kept', async () => {
+  const dir = tempDir();
+  const before = record();
+  const after = record();
+  const big = record({ arguments: { blob: 'z'.repeat(5000) } });
+  writeFileSync(join(dir, 'approvals.jsonl'), [before, big, after].map((v) => JSON.stringify({ t: 'r', v })).join('\n') + '\n');
+  const warned: string[] = [];
+  const s = new FileStore(dir, { maxLineBytes: 4096, warn: (msg) => warned.push(msg) });
+  await s.open();
+  assert.deepEqual((await s.list()).map((x) => x.id).sort(), [before.id, after.id].sort());
+  assert.ok(warned.some((m) => /over the length limit/.test(m)), `logged: ${warned.join('; ')}`);
+  await s.close();
+  // at the limit (the line without its newline) it is read
+  const exact = JSON.stringify({ t: 'r', v: big });
+  writeFileSync(join(dir, 'approvals.jsonl'), exact + '\n');
+  const s2 = new FileStore(dir, { maxLineBytes: Buffer.byteLength(exact), warn: () => {} });
+  await s2.open();
+  assert.deepEqual((await s2.list()).map((x) => x.id), [big.id]);
+  await s2.close();
+});
+
+test('FileStore: records larger than a read chunk replay whole, also after compaction and a reopen', async () => {
+  const dir = tempDir();
+  const s1 = new FileStore(dir);
+  await s1.open();
+  const recs = [0, 1, 2].map((i) => record({ arguments: { i, blob: 'é'.repeat(700_000 + i) } })); // ~1.4 MB lines, multi-byte characters across chunk edges
+  for (const r of recs) await s1.create(r, 10);
+  await s1.close();
+  for (let round = 0; round < 2; round++) {
+    const s = new FileStore(dir);
+    await s.open();
+    const got = new Map((await s.list()).map((x) => [x.id, x]));
+    for (const r of recs) assert.deepEqual(got.get(r.id)?.arguments, r.arguments, `round ${round}: ${r.id} intact`);
+    await s.close();
+  }
+});
+
+test('writeAll completes short writes, and fails (never pretends) when nothing can be written', async () => {
+  const got: number[] = [];
+  const oneByte = { write: async (b: Buffer, off: number, len: number) => { assert.ok(len > 0); got.push(b[off]!); return { bytesWritten: 1, buffer: b }; } };
+  await writeAll(oneByte as never, Buffer.from('hello'));
+  assert.equal(Buffer.from(got).toString(), 'hello');
+  const stuck = { write: async (b: Buffer) => ({ bytesWritten: 0, buffer: b }) };
+  await assert.rejects(writeAll(stuck as never, Buffer.from('x')), /short write/);
+});
+
+test('FileStore: a write that fails part-way acknowledges nothing, leaves no record, and later lines stay readable', async () => {
+  const dir = tempDir();
+  const s = new FileStore(dir);
+  await s.open();
+  const kept = record();
+  await s.create(kept, 10);
+  // The next write reaches the file only in part, then the disk is full.
+  const inner = (s as unknown as { fh: import('node:fs/promises').FileHandle }).fh;
+  let fail = true;
+  const faulty = new Proxy(inner, {
+    get(target, prop) {
+      if (prop === 'write') {
+        return async (b: Buffer, off: number, len: number) => {
+          if (!fail) return target.write(b, off, len);
+          fail = false;
+          await target.write(b, off, Math.floor(len / 2));
+          throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+        };
+      }
+      const v = Reflect.get(target, prop);
+      return typeof v === 'function' ? v.bind(target) : v;
+    },
+  });
+  (s as unknown as { fh: unknown }).fh = faulty;
+  const lost = record();
+  await assert.rejects(s.create(lost, 10), /ENOSPC/);
+  assert.equal(await s.get(lost.id), undefined, 'not acknowledged, not listed');
+  const later = record();
+  await s.create(later, 10);
+  (s as unknown as { fh: unknown }).fh = inner;
+  await s.close();
+  const warned: string[] = [];
+  const s2 = new FileStore(dir, { warn: (m) => warned.push(m) });
+  await s2.open();
+  assert.deepEqual((await s2.list()).map((x) => x.id).sort(), [kept.id, later.id].sort(), 'the failed record is gone, the later one whole');
+  assert.deepEqual(warned, [], 'the torn half was cut off the journal: nothing to skip');
+  await s2.close();
+});
+
+test('FileStore on a full disk (tmpfs): new records are refused, nothing acknowledged is lost, it reopens while full and recovers when space returns', async (t) => {
+  const mnt = tempDir();
+  const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', mnt]);
+  if (mounted.status !== 0) { t.skip('cannot mount a tmpfs here (needs root)'); return; }
+  try {
+    const dir = join(mnt, 'state');
+    const filler = join(mnt, 'filler');
+    writeFileSync(filler, Buffer.alloc(64 * 1024)); // removed later: the space that returns
+    const s = new FileStore(dir);
+    await s.open();
+    const acked: string[] = [];
+    let refused: Error | undefined;
+    for (let i = 0; i < 1000 && refused === undefined; i++) {
+      const r = record({ arguments: { i, blob: 'f'.repeat(4000) } });
+      try {
+        await s.create(r, 1e9);
+        acked.push(r.id);
+      } catch (e) { refused = e as Error; }
+    }
+    assert.ok(refused, 'the disk filled up');
+    assert.match(String((refused as NodeJS.ErrnoException).code ?? refused.message), /ENOSPC|short write/);
+    assert.equal((await s.list()).length, acked.length, 'the refused record is not listed');
+    await s.close();
+    // Reopen while the disk is still full: compaction cannot write; the store opens anyway.
+    const warned: string[] = [];
+    const s2 = new FileStore(dir, { warn: (m) => warned.push(m) });
+    await s2.open();
+    assert.deepEqual((await s2.list()).map((x) => x.id).sort(), [...acked].sort(), 'every acknowledged record is there');
+    assert.ok(warned.some((m) => /compaction skipped/.test(m)), `compaction was skipped: ${warned.join('; ')}`);
+    await assert.rejects(s2.create(record({ arguments: { blob: 'f'.repeat(4000) } }), 1e9), 'still full: refused');
+    // Space returns: the same open store takes new records again.
+    rmSync(filler);
+    const fresh = record();
+    await s2.create(fresh, 1e9);
+    await s2.close();
+    const s3 = new FileStore(dir, { warn: () => {} });
+    await s3.open();
+    assert.deepEqual((await s3.list()).map((x) => x.id).sort(), [...acked, fresh.id].sort());
+    await s3.close();
+  } finally {
+    spawnSync('umount', [mnt]);
+  }
 });
