@@ -24,6 +24,7 @@ import { bodyClaimedVersion, checkStandardHeaders, messageRoute, upstreamHeaders
 import type { OriginPolicy } from './session/origin.js';
 import type { SessionTable } from './session/sessions.js';
 import type { Exchange } from './transport/http-server.js';
+import { reportInternal } from './transport/contain.js';
 import type { HeaderMap, Upstream, UpstreamRequest } from './upstream/types.js';
 
 export type Mode = 'enforce' | 'audit' | 'bypass';
@@ -46,7 +47,12 @@ export interface DecisionRecord {
 }
 
 export interface PipelineTelemetry {
-  decision(rec: DecisionRecord): void;
+  /**
+   * Records a decision. A promise (strict audit durability, or a trail that cannot be written)
+   * means: wait for it before forwarding or answering; it resolves to the error to answer with
+   * instead (audit.on_failure: fail_closed), or undefined to go on. It never rejects.
+   */
+  decision(rec: DecisionRecord): void | Promise<GovError | undefined>;
   /** one exchange finished: JSON-RPC method ('batch' for batches), tool, outcome */
   request(method: string, tool: string | undefined, status: 'success' | 'error', durationMs: number): void;
   error(kind: ErrorKind | 'origin_rejected' | 'unsupported_media_type', method: string): void;
@@ -85,11 +91,35 @@ export class Pipeline {
     this.o = options;
   }
 
-  /** Entry point for every HTTP exchange on the traffic port. */
+  /**
+   * Entry point for every HTTP exchange on the traffic port. Contained: an exception nobody
+   * expected answers this exchange -32603 and the process lives on (transport/contain.ts).
+   */
   handle(ex: Exchange): void {
+    const correlationId = randomUUID();
+    try {
+      this.route(ex, correlationId);
+    } catch (e) {
+      this.internal(ex, e, correlationId);
+    }
+  }
+
+  /** An unexpected exception: answered -32603 with the correlation id, counted, logged with its stack. */
+  internal(ex: Exchange, e: unknown, correlationId: string): void {
+    reportInternal(e, correlationId, 'pipeline');
+    this.o.telemetry.error('internal_error', ex.method);
+    if (ex.finished) return;
+    try {
+      if (ex.headSent) ex.close();
+      else ex.respond(200, JSON_HEADERS, errorResponse(null, new GovError('internal_error', { subject: correlationId }), correlationId));
+    } catch (again) {
+      reportInternal(again, correlationId, 'pipeline (while answering an internal error)');
+    }
+  }
+
+  private route(ex: Exchange, correlationId: string): void {
     const o = this.o;
     const started = performance.now();
-    const correlationId = randomUUID();
     const origin = ex.headers['origin'];
     if (origin !== undefined && !o.origin(origin)) {
       o.telemetry.error('origin_rejected', ex.method);
@@ -211,13 +241,17 @@ export class Pipeline {
             if (!ex.aborted) this.act(ex, message, v, correlationId, started, snapshot);
           }, (err: unknown) => {
             if (!ex.aborted) this.refuse(ex, method, id, asGovError(err), correlationId, started);
-          });
+          }).catch((e: unknown) => this.internal(ex, e, correlationId)); // no unhandled rejection ends the process
           return;
         }
         if (verdict !== undefined) {
           this.act(ex, message, verdict, correlationId, started, snapshot);
           return;
         }
+      } else if (method === 'notifications/cancelled' && o.approvals !== undefined) {
+        // Nobody waits for a held call its client cancelled: withdraw its approval. Still forwarded:
+        // the upstream may have its own request in flight with that id.
+        o.approvals.cancelHeld(sessionId, params?.['requestId']).catch(() => { /* logged by the engine; the notification goes on */ });
       }
     }
     this.forwardSingle(ex, message, correlationId, started, snapshot);
@@ -421,7 +455,7 @@ export class Pipeline {
   }
 
   /** Records a decision (metrics, audit, WOULD_BLOCK) and turns it into what to answer. */
-  private settle(judged: Decision, subject: Subject, correlationId: string, sessionId: string | undefined, snapshot: Snapshot, t0: number): Verdict {
+  private settle(judged: Decision, subject: Subject, correlationId: string, sessionId: string | undefined, snapshot: Snapshot, t0: number): Verdict | Promise<Verdict> {
     const o = this.o;
     const { method, resource, sourceId } = subject;
     const decision = o.approvals === undefined ? approvalGate(judged) : judged;
@@ -430,13 +464,17 @@ export class Pipeline {
     const blocked = decision.action === 'deny';
     // The development profile auto-approves (audited as such) as it forwards denials.
     const wouldBlock = (blocked || needsHuman) && o.mode === 'audit';
-    o.telemetry.decision({
+    const recorded = o.telemetry.decision({
       correlationId, session: sessionId, principal: o.principal, method, tool: resource, sourceId,
       decision, mode: o.mode, wouldBlock, snapshot: snapshot.version, judgeMs,
     });
-    if (wouldBlock || (!blocked && !needsHuman)) return undefined;
-    if (needsHuman) return new Hold(decision, subject);
-    return new GovError(decision.error ?? 'governance_rule_denied', { tool: resource, details: decision.reason });
+    const verdict = wouldBlock || (!blocked && !needsHuman) ? undefined
+      : needsHuman ? new Hold(decision, subject)
+      : new GovError(decision.error ?? 'governance_rule_denied', { tool: resource, details: decision.reason });
+    // Strict audit: nothing goes on before its line is on disk; a trail that cannot be written
+    // may refuse the call instead (audit.on_failure). Buffered: undefined, no wait.
+    if (recorded !== undefined) return recorded.then((refused) => refused ?? verdict);
+    return verdict;
   }
 
   private batch(ex: Exchange, items: BatchItem[], correlationId: string, started: number, snapshot: Snapshot): void {
@@ -476,7 +514,7 @@ export class Pipeline {
         if (!ex.aborted) this.forwardBatch(ex, items, vs, correlationId, started, snapshot);
       }, (err: unknown) => {
         if (!ex.aborted) ex.respond(200, JSON_HEADERS, errorResponse(null, asGovError(err), correlationId));
-      });
+      }).catch((e: unknown) => this.internal(ex, e, correlationId));
       return;
     }
     this.forwardBatch(ex, items, verdicts as Verdict[], correlationId, started, snapshot);
@@ -605,6 +643,7 @@ export class ExchangeContext implements RelayContext {
   forgetOnSuccess = false;
   countsInFlight = false;
   readonly maxEventBytes: number;
+  readonly maxDepth: number;
   private upstreamSession: string | undefined;
   private upstreamStarted = 0;
 
@@ -620,6 +659,7 @@ export class ExchangeContext implements RelayContext {
     readonly expectsAnswer: boolean,
   ) {
     this.maxEventBytes = pipeline.options.maxEventBytes;
+    this.maxDepth = pipeline.options.limits.maxDepth;
     this.scan = !expectsAnswer;
     this.upstreamStarted = performance.now();
   }

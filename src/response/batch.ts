@@ -4,7 +4,10 @@
 // Elements held for a person's approval are answered when decided; until then the head and
 // leading-whitespace keep-alives go out (valid JSON), so the client is not left in silence.
 import { GovError, errorResponse } from '../core/errors.js';
+import { DEFAULT_LIMITS } from '../core/limits.js';
+import { jsonDepthOver } from '../framing/depth.js';
 import { SseParser } from '../framing/sse.js';
+import { reportInternal } from '../transport/contain.js';
 import type { Exchange } from '../transport/http-server.js';
 import type { HeaderMap, ResponseSink } from '../upstream/types.js';
 import type { RelayContext } from './relay.js';
@@ -99,21 +102,41 @@ export class BatchCollector implements ResponseSink {
   }
 
   onEnd(): void {
+    // Called from upstream code, where nothing would catch: contained (transport/contain.ts).
+    try {
+      this.collected();
+    } catch (e) {
+      this.internal(e);
+    }
+  }
+
+  private collected(): void {
+    if (this.sent) return;
+    // Invalid UTF-8 is decoded to U+FFFD: a batch answer is parsed, filtered and re-serialised,
+    // never relayed as the upstream's bytes.
     const text = Buffer.concat(this.chunks, this.size).toString('utf8');
     this.chunks = [];
     const messages: unknown[] = [];
+    const maxDepth = this.ctx!.maxDepth ?? DEFAULT_LIMITS.maxDepth;
+    // Depth first: place() filters and re-serialises, which recurses (a 100,000-deep answer
+    // would overflow the stack); such an answer is refused, never relayed unfiltered.
+    const parse = (t: string): unknown => {
+      if (jsonDepthOver(t, maxDepth)) throw new Error(`answer nested deeper than ${maxDepth} levels`);
+      return JSON.parse(t);
+    };
     try {
       if (this.sse) {
-        const parser = new SseParser((ev) => { if (ev.data.length > 0) messages.push(JSON.parse(ev.data)); }, MAX_BATCH_ANSWER_BYTES, (why) => { throw new Error(why); });
+        const parser = new SseParser((ev) => { if (ev.data.length > 0) messages.push(parse(ev.data)); }, MAX_BATCH_ANSWER_BYTES, (why) => { throw new Error(why); });
         parser.push(text);
         parser.end();
       } else if (text.trim().length > 0) {
-        const parsed: unknown = JSON.parse(text);
+        const parsed = parse(text);
         if (Array.isArray(parsed)) messages.push(...parsed);
         else messages.push(parsed);
       }
-    } catch {
-      this.failForwarded(new GovError('upstream_error', { subject: 'invalid JSON', details: `Upstream error code: ${this.status}; batch answer is not JSON` }));
+    } catch (e) {
+      const why = e instanceof SyntaxError ? 'batch answer is not JSON' : (e as Error).message;
+      this.failForwarded(new GovError('upstream_error', { subject: 'invalid batch answer', details: `Upstream error code: ${this.status}; ${why}` }));
       return;
     }
     for (const m of messages) this.place(m);
@@ -121,7 +144,26 @@ export class BatchCollector implements ResponseSink {
   }
 
   onError(err: GovError): void {
-    this.failForwarded(err);
+    try {
+      this.failForwarded(err);
+    } catch (e) {
+      this.internal(e);
+    }
+  }
+
+  /** An exception nobody expected: every forwarded element is answered -32603; logged with its stack. */
+  private internal(e: unknown): void {
+    const correlationId = this.ctx?.correlationId ?? '';
+    reportInternal(e, correlationId, 'batch');
+    try {
+      this.abort?.();
+      // Whatever place() filled in may be half-done: forwarded elements get the error instead.
+      this.extra.length = 0;
+      this.failForwarded(new GovError('internal_error', { subject: correlationId }));
+    } catch (again) {
+      reportInternal(again, correlationId, 'batch (while answering an internal error)');
+      if (this.ex !== null && !this.ex.finished) this.ex.close();
+    }
   }
 
   /** Sends what we have (used directly when nothing needed forwarding). */

@@ -4,7 +4,10 @@
 // result pass through `inspect`, which filters them (gate 1 on answers). Garbage from the
 // upstream (an HTML error page, a non-JSON body) never reaches the client as if it were a result.
 import { GovError } from '../core/errors.js';
+import { DEFAULT_LIMITS } from '../core/limits.js';
+import { jsonDepthOver } from '../framing/depth.js';
 import { SseParser, type SseEvent } from '../framing/sse.js';
+import { reportInternal } from '../transport/contain.js';
 import type { Exchange } from '../transport/http-server.js';
 import type { HeaderMap, ResponseSink } from '../upstream/types.js';
 
@@ -28,6 +31,8 @@ export interface RelayContext {
   scan: boolean;
   /** longest SSE event accepted from the upstream */
   maxEventBytes: number;
+  /** deepest JSON accepted in an answer that is parsed (the client side's limit; default 64) */
+  maxDepth?: number;
   /** called for each message that may need changing; returns a replacement text or undefined to relay as is */
   inspect: (message: unknown) => string | undefined;
   /** sees the head before it is relayed (session tracking) */
@@ -74,11 +79,47 @@ export class Relay implements ResponseSink {
       if (this.ended) return;
       this.ended = true;
       this.abort?.();
-      this.ctx.onDone(499, undefined); // client closed the request
+      this.done(499, undefined); // client closed the request
     };
   }
 
+  // The sink's four entry points are called from upstream code (socket, undici and child
+  // process callbacks) where nothing would catch an exception: each runs contained, and a
+  // failure answers this request with -32603 instead of ending the process.
   onHead(status: number, headers: HeaderMap): void {
+    try {
+      this.head(status, headers);
+    } catch (e) {
+      this.internal(e);
+    }
+  }
+
+  onData(chunk: Buffer): boolean {
+    try {
+      return this.data(chunk);
+    } catch (e) {
+      this.internal(e);
+      return true;
+    }
+  }
+
+  onEnd(): void {
+    try {
+      this.end();
+    } catch (e) {
+      this.internal(e);
+    }
+  }
+
+  onError(err: GovError): void {
+    try {
+      this.error(err);
+    } catch (e) {
+      this.internal(e);
+    }
+  }
+
+  private head(status: number, headers: HeaderMap): void {
     this.status = status;
     this.ctx.onUpstreamHead?.(status, headers);
     const type = (headers['content-type'] ?? '').toLowerCase();
@@ -107,7 +148,8 @@ export class Relay implements ResponseSink {
     this.ex.writeHead(status, this.headers);
   }
 
-  onData(chunk: Buffer): boolean {
+  private data(chunk: Buffer): boolean {
+    if (this.ended) return true; // failed already (the upstream was told to stop): discard
     switch (this.mode) {
       case 'json-buffer':
         this.size += chunk.length;
@@ -117,7 +159,7 @@ export class Relay implements ResponseSink {
           this.chunks = [];
           this.upstreamError = new GovError('upstream_error', { subject: 'answer too large', details: `answer over ${this.ctx.maxEventBytes} bytes cannot be inspected` });
           this.abort?.();
-          this.onEnd();
+          this.end();
           return true;
         }
         this.chunks.push(chunk);
@@ -153,7 +195,7 @@ export class Relay implements ResponseSink {
     }
   }
 
-  onEnd(): void {
+  private end(): void {
     if (this.ended) return;
     this.ended = true;
     switch (this.mode) {
@@ -166,7 +208,7 @@ export class Relay implements ResponseSink {
       case 'sse':
         this.sse!.end();
         this.ex.end();
-        this.ctx.onDone(this.status, undefined);
+        this.done(this.status, undefined);
         return;
       case 'reject':
         this.sendError(this.upstreamError!);
@@ -181,24 +223,28 @@ export class Relay implements ResponseSink {
           return;
         }
         this.ex.end();
-        this.ctx.onDone(this.status, undefined);
+        this.done(this.status, undefined);
         return;
       case 'none':
         this.sendError(new GovError('upstream_error', { subject: 'no response', details: 'upstream ended without a response' }));
         return;
       default:
         this.ex.end();
-        this.ctx.onDone(this.status, undefined);
+        this.done(this.status, undefined);
     }
   }
 
-  onError(err: GovError): void {
+  private error(err: GovError): void {
     if (this.ended) return;
     this.ended = true;
+    if (this.mode === 'sse' && this.ex.headSent) {
+      this.endStreamWith(err);
+      return;
+    }
     if (this.ex.headSent) {
       // Mid-stream: the status is gone, so the only honest signal left is to cut the stream.
       this.ex.close();
-      this.ctx.onDone(this.status, err);
+      this.done(this.status, err);
       return;
     }
     this.sendError(err);
@@ -211,25 +257,41 @@ export class Relay implements ResponseSink {
     }
     let out: string | Buffer = body;
     if (this.ctx.inspectAll || this.ctx.scan) {
+      // Invalid UTF-8 here is decoded to U+FFFD: an inspected answer is relayed as parsed and
+      // re-serialised text, never as the upstream's exact bytes (lists must be filtered).
       const replaced = this.inspectText(body.toString('utf8'), this.ctx.inspectAll);
       if (replaced === null) {
-        this.sendError(new GovError('upstream_error', { subject: 'invalid JSON', details: `Upstream error code: ${this.status}; body is not JSON` }));
+        this.sendError(new GovError('upstream_error', { subject: this.why, details: `Upstream error code: ${this.status}; ${this.why}` }));
         return;
       }
       if (replaced !== undefined) out = replaced;
     }
     this.ex.respond(this.status, this.headers, out);
-    this.ctx.onDone(this.status, undefined);
+    this.done(this.status, undefined);
   }
 
-  /** undefined: relay as is; null: not JSON; string: the replacement */
+  /** why the last inspectText returned null */
+  private why = '';
+
+  /**
+   * undefined: relay as is; null: cannot be inspected (not JSON, too deep; `why` says which),
+   * so it must not be relayed: a list nobody could filter would show hidden items;
+   * string: the replacement.
+   */
   private inspectText(text: string, always: boolean): string | undefined | null {
     if (!always && !mayNeedInspection(text)) return undefined;
+    const maxDepth = this.ctx.maxDepth ?? DEFAULT_LIMITS.maxDepth;
+    // Before parsing: what inspect does next (filtering, JSON.stringify) recurses.
+    if (jsonDepthOver(text, maxDepth)) {
+      this.why = `answer nested deeper than ${maxDepth} levels`;
+      return null;
+    }
     let parsed: unknown;
     try {
       parsed = JSON.parse(text);
     } catch {
-      return always ? null : undefined;
+      this.why = 'invalid JSON';
+      return null;
     }
     if (Array.isArray(parsed)) {
       let changed = false;
@@ -244,22 +306,68 @@ export class Relay implements ResponseSink {
   }
 
   private onEvent(ev: SseEvent): void {
+    if (this.ended) return;
     let raw = ev.raw;
     if (ev.data.length > 0 && (this.ctx.inspectAll || (this.ctx.scan && mayNeedInspection(ev.data)))) {
       const replaced = this.inspectText(ev.data, false);
-      if (replaced != null) raw = rebuildEvent(ev, replaced);
+      if (replaced === null) {
+        this.failStream(`event cannot be inspected: ${this.why}`);
+        return;
+      }
+      if (replaced !== undefined) raw = rebuildEvent(ev, replaced);
     }
     this.writable = this.ex.write(raw);
   }
 
+  /** The upstream's stream broke a rule (event too large, not UTF-8, not inspectable): stop it. */
   private failStream(why: string): void {
-    this.abort?.();
-    this.onError(new GovError('upstream_error', { subject: why, details: why }));
+    if (this.ended) return;
+    this.ended = true;
+    this.abort?.(); // the upstream connection is dropped: what follows is not read
+    this.endStreamWith(new GovError('upstream_error', { subject: why, details: why }));
+  }
+
+  /**
+   * The head is gone, so the error travels the way the client reads answers on a stream: a
+   * `message` event with the request's id, then a clean end (a reset reads as a network
+   * failure and loses the reason). A GET stream has no request to answer: it just ends.
+   */
+  private endStreamWith(err: GovError): void {
+    if (this.ctx.expectsAnswer) this.ex.write(`event: message\ndata: ${this.ctx.renderError(err)}\n\n`);
+    this.ex.end();
+    this.done(this.status, err);
+  }
+
+  private isDone = false;
+
+  /** ctx.onDone exactly once (an internal error may strike before or after it) */
+  private done(status: number, err: GovError | undefined): void {
+    if (this.isDone) return;
+    this.isDone = true;
+    this.ctx.onDone(status, err);
+  }
+
+  /** An exception nobody expected (a bug): answer -32603, count it, log its stack, carry on. */
+  private internal(e: unknown): void {
+    const err = new GovError('internal_error', { subject: this.ctx.correlationId });
+    reportInternal(e, this.ctx.correlationId, 'relay');
+    this.ended = true;
+    try {
+      this.abort?.();
+      if (this.ex.headSent) {
+        if (this.mode === 'sse') this.ex.write(`event: message\ndata: ${this.ctx.renderError(err)}\n\n`);
+        if (this.mode === 'sse' || this.mode === 'none') this.ex.end();
+        else this.ex.close();
+      } else this.ex.respond(200, JSON_HEADERS, this.ctx.renderError(err));
+      this.done(500, err);
+    } catch (again) {
+      reportInternal(again, this.ctx.correlationId, 'relay (while answering an internal error)');
+    }
   }
 
   private sendError(err: GovError): void {
     this.ex.respond(200, JSON_HEADERS, this.ctx.renderError(err));
-    this.ctx.onDone(200, err);
+    this.done(200, err);
   }
 }
 

@@ -2,10 +2,13 @@
 // headers, body) and hands it to one handler. The Exchange is the only way back to the client:
 // one-shot `respond`, or `writeHead`/`write`/`end` for streams, with backpressure reported by
 // `write` returning false and `onDrain` firing when the socket drained.
+import { randomUUID } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import { createServer } from 'node:net';
 import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket } from 'uWebSockets.js';
+import { GovError, errorResponse } from '../core/errors.js';
 import type { HeaderMap } from '../upstream/types.js';
+import { reportInternal } from './contain.js';
 import { loadUws } from './uws.js';
 
 export type TrafficHandler = (ex: Exchange) => void;
@@ -153,14 +156,47 @@ function readHeaders(req: HttpRequest): HeaderMap {
   return headers;
 }
 
+/**
+ * The backstop of the containment: uWS calls these callbacks from native code, where an
+ * exception would end the process. The pipeline contains (and counts) its own failures; what
+ * still arrives here is answered -32603 and logged, and the process lives on. A try/catch
+ * costs nothing in V8 until something throws.
+ */
+function contained(ex: Exchange | undefined, e: unknown, res: HttpResponse): void {
+  const correlationId = randomUUID();
+  reportInternal(e, correlationId, 'traffic port');
+  try {
+    const err = new GovError('internal_error', { subject: correlationId });
+    if (ex === undefined) {
+      res.cork(() => res.writeStatus(statusLine(500)).writeHeader('content-type', 'application/json').end(errorResponse(null, err, correlationId)));
+    } else if (!ex.finished) {
+      if (ex.headSent) ex.close();
+      else ex.respond(500, { 'content-type': 'application/json' }, errorResponse(null, err, correlationId));
+    }
+  } catch (again) {
+    reportInternal(again, correlationId, 'traffic port (while answering an internal error)');
+  }
+}
+
 function onRequest(res: HttpResponse, req: HttpRequest, opts: TrafficServerOptions): void {
-  // uWS's req is only valid synchronously: copy everything before returning.
-  const method = req.getCaseSensitiveMethod().toUpperCase();
-  const query = req.getQuery();
-  const path = query ? `${req.getUrl()}?${query}` : req.getUrl();
-  const ex = new Exchange(res, method, path, readHeaders(req));
-  active++;
-  res.onAborted(() => ex._aborted());
+  let ex: Exchange | undefined;
+  try {
+    // uWS's req is only valid synchronously: copy everything before returning.
+    const method = req.getCaseSensitiveMethod().toUpperCase();
+    const query = req.getQuery();
+    const path = query ? `${req.getUrl()}?${query}` : req.getUrl();
+    ex = new Exchange(res, method, path, readHeaders(req));
+    active++;
+    const exchange = ex;
+    res.onAborted(() => exchange._aborted());
+    start(res, ex, opts);
+  } catch (e) {
+    contained(ex, e, res);
+  }
+}
+
+function start(res: HttpResponse, ex: Exchange, opts: TrafficServerOptions): void {
+  const method = ex.method;
   if (method !== 'POST') {
     opts.handler(ex);
     return;
@@ -174,25 +210,30 @@ function onRequest(res: HttpResponse, req: HttpRequest, opts: TrafficServerOptio
   const chunks: Buffer[] = [];
   let size = 0;
   res.onData((ab, isLast) => {
-    size += ab.byteLength;
-    if (ex.overLimit) {
-      // Already answered: discard the rest so the answer is not lost to a reset, but stop
-      // reading a body that goes on far past the limit.
-      if (size > opts.maxBodyBytes * 4 + DRAIN_SLACK_BYTES && !ex.aborted) res.close();
-      return;
-    }
-    if (ex.finished) return;
-    if (size > opts.maxBodyBytes) {
-      ex.overLimit = true;
-      chunks.length = 0;
-      opts.handler(ex);
-      return;
-    }
-    // uWS neuters the ArrayBuffer after this callback returns: copy, even the last chunk.
-    chunks.push(Buffer.from(new Uint8Array(ab).slice()));
-    if (isLast) {
-      ex.body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
-      opts.handler(ex);
+    // called from native code: an exception here would end the process
+    try {
+      size += ab.byteLength;
+      if (ex.overLimit) {
+        // Already answered: discard the rest so the answer is not lost to a reset, but stop
+        // reading a body that goes on far past the limit.
+        if (size > opts.maxBodyBytes * 4 + DRAIN_SLACK_BYTES && !ex.aborted) res.close();
+        return;
+      }
+      if (ex.finished) return;
+      if (size > opts.maxBodyBytes) {
+        ex.overLimit = true;
+        chunks.length = 0;
+        opts.handler(ex);
+        return;
+      }
+      // uWS neuters the ArrayBuffer after this callback returns: copy, even the last chunk.
+      chunks.push(Buffer.from(new Uint8Array(ab).slice()));
+      if (isLast) {
+        ex.body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
+        opts.handler(ex);
+      }
+    } catch (e) {
+      contained(ex, e, res);
     }
   });
 }

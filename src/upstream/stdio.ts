@@ -7,7 +7,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { GovError } from '../core/errors.js';
+import { parseStrict } from '../framing/decode.js';
 import { LineSplitter, decodeLine } from '../framing/ndjson.js';
+import { reportInternal } from '../transport/contain.js';
 import type { HeaderMap, ResponseSink, Upstream, UpstreamRequest } from './types.js';
 
 export interface StdioUpstreamOptions {
@@ -124,7 +126,15 @@ class StdioSession {
       opts.onFramingError('message_too_large');
       opts.log('warn', 'stdio server wrote an oversize line; dropped', { session: id });
     });
-    this.child.stdout!.on('data', (c: Buffer) => splitter.push(c));
+    // Child-process events run contained (transport/contain.ts): a bug met while routing one
+    // line must not end the process and every other session with it.
+    this.child.stdout!.on('data', (c: Buffer) => {
+      try {
+        splitter.push(c);
+      } catch (e) {
+        reportInternal(e, undefined, `stdio session ${id}`);
+      }
+    });
     this.child.stderr!.setEncoding('utf8');
     this.child.stderr!.on('data', (t: string) => {
       for (const l of t.split('\n')) if (l.trim()) opts.log('info', l, { session: id, stream: 'stderr', command: opts.command });
@@ -134,7 +144,13 @@ class StdioSession {
       opts.log('error', `stdio server failed to start: ${err.message}`, { session: id, command: opts.command });
       this.onExit(`failed to start: ${err.message}`);
     });
-    this.child.on('exit', (code, signal) => this.onExit(`exited (${signal ?? code})`));
+    this.child.on('exit', (code, signal) => {
+      try {
+        this.onExit(`exited (${signal ?? code})`);
+      } catch (e) {
+        reportInternal(e, undefined, `stdio session ${id} exit`);
+      }
+    });
   }
 
   /** Runs the 2025 handshake ourselves, for a child that serves stateless requests. */
@@ -187,6 +203,14 @@ class StdioSession {
     if (!decoded.ok) {
       opts.onFramingError(decoded.errorType);
       opts.log('warn', `stdio server wrote an invalid line (${decoded.errorType}); dropped`, { session: this.id });
+      // When the broken line still names a request we wait for, that request gets an error now
+      // rather than a timeout later. (Invalid UTF-8 on stdio is answered this way, never relayed.)
+      const key = decoded.id === undefined ? undefined : JSON.stringify(decoded.id);
+      const p = key === undefined ? undefined : this.pending.get(key);
+      if (p !== undefined) {
+        this.pending.delete(key!);
+        p.fail(new GovError('upstream_error', { subject: `invalid answer (${decoded.errorType})`, details: decoded.error.message }));
+      }
       return;
     }
     const msg = decoded.message as { id?: unknown; method?: string; params?: { progressToken?: unknown } };
@@ -328,7 +352,12 @@ export class StdioUpstream implements Upstream {
   }
 
   private post(session: StdioSession, req: UpstreamRequest, sink: ResponseSink, newSessionId: string | undefined): void {
-    const m = req.message!;
+    const m = req.message;
+    if (m === undefined) {
+      // No single message: the pipeline forwards a batch (2025-03-26 sessions) this way.
+      this.batch(session, req, sink);
+      return;
+    }
     if (m.kind !== 'request') {
       session.write(req.body!);
       reply(sink, 202, '');
@@ -343,6 +372,76 @@ export class StdioUpstream implements Upstream {
     const p = new Pending(m.id, sink, !m.isInitialize && accept.includes('text/event-stream'), m.progressToken, newSessionId);
     this.track(session, key, p, sink);
     session.write(req.body!);
+  }
+
+  /**
+   * A batch (2025-03-26): each element goes to the session's child as its own line and the
+   * answers come back as one JSON array. Lines rather than one batch line because current
+   * SDK servers no longer read batches; the elements were judged one by one, so sending them
+   * one by one changes nothing the gates saw. Each element is the exact text that was judged.
+   */
+  private batch(session: StdioSession, req: UpstreamRequest, sink: ResponseSink): void {
+    let parsed;
+    try {
+      parsed = parseStrict(req.body ?? Buffer.alloc(0), this.opts.maxDepth);
+    } catch (e) {
+      reply(sink, 200, jsonError(null, -32600, `Invalid JSON-RPC batch: ${(e as Error).message}`));
+      return;
+    }
+    const { bytes, value, scan } = parsed;
+    if (!Array.isArray(value)) {
+      reply(sink, 200, jsonError(null, -32600, 'Invalid JSON-RPC batch: not an array'));
+      return;
+    }
+    const answers: string[] = [];
+    const aborts: (() => void)[] = [];
+    let waiting = 0;
+    let sent = false;
+    const done = (): void => {
+      if (sent || waiting > 0) return;
+      sent = true;
+      if (answers.length === 0) reply(sink, 202, '');
+      else reply(sink, 200, `[${answers.join(',')}]`);
+    };
+    sink.abort = () => {
+      sent = true;
+      for (const a of aborts) a();
+    };
+    for (let k = 0; k < value.length; k++) {
+      const el = value[k] as { id?: unknown; method?: unknown } | null;
+      const raw = bytes.subarray(scan.elements[2 * k]!, scan.elements[2 * k + 1]!);
+      if (el === null || typeof el !== 'object' || el.method === undefined || el.id === undefined) {
+        session.write(raw); // a notification or a response to the server: nothing comes back
+        continue;
+      }
+      const key = JSON.stringify(el.id);
+      if (session.pending.has(key)) {
+        answers.push(jsonError(el.id, -32600, 'Invalid JSON-RPC request: a request with this id is already in flight'));
+        continue;
+      }
+      waiting++;
+      const id = el.id;
+      const part: ResponseSink = {
+        onHead: () => {},
+        onData: (chunk) => {
+          answers.push(chunk.toString('utf8'));
+          return true;
+        },
+        onEnd: () => {
+          waiting--;
+          done();
+        },
+        onError: (err) => {
+          answers.push(jsonError(id, err.code, err.message));
+          waiting--;
+          done();
+        },
+      };
+      this.track(session, key, new Pending(id, part, false, undefined, undefined), part);
+      aborts.push(part.abort!);
+      session.write(raw);
+    }
+    done();
   }
 
   /** Registers a request waiting for the child's answer, with its timeout and abort. */
