@@ -1,0 +1,135 @@
+// Gate 4 bounded and tidy, end to end (issue 14, items 3 and 6): a held call over the per-record
+// byte limit is refused at once and never stored or forwarded; calls at the limit are held; the
+// total byte budget answers -32009 with retry_after; a journal of records larger than a read
+// chunk survives kill -9; notifications/cancelled withdraws the held call it names (and only that).
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startProxy, startRecordingUpstream, post, rawSession, sourceYaml, rule, sleep, tempDir } from './helpers.mjs';
+
+const TOKEN = 'test-admin-token';
+const upstreams = [];
+after(() => upstreams.forEach((u) => u.close()));
+async function upstream() {
+  const u = await startRecordingUpstream();
+  upstreams.push(u);
+  return u;
+}
+const call = (id, name, args = {}, extra = {}) => ({ jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: args, ...extra } });
+const yaml = (u) => sourceYaml(`    url: ${u.url}`, { rules: rule('hold_*', 'approve') });
+const sawArg = (u, marker) => u.bodies.filter((b) => b.raw.includes(marker)).length;
+
+/** approvals in `state` (the API lists pending or all) */
+async function list(p, state = 'pending') {
+  const r = await fetch(`http://127.0.0.1:${p.adminPort}/api/approvals?state=all`, { headers: { authorization: `Bearer ${TOKEN}` } });
+  return (await r.json()).filter((x) => x.state === state);
+}
+async function until(what, probe, ms = 15000) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await probe();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+/** the size the limit counts for a call: its request body + its arguments' JSON */
+const sizeOf = (msg) => Buffer.byteLength(JSON.stringify(msg)) + Buffer.byteLength(JSON.stringify(msg.params.arguments));
+
+test('per-record byte limit: at the limit held; just past it (2 bytes: body + arguments) refused at once (-32602 naming the limit), never stored or forwarded', async () => {
+  const u = await upstream();
+  const at = call(2, 'hold_it', { tag: 'tag-aaaa', blob: 'a'.repeat(20_000) });
+  const limit = sizeOf(at);
+  const p = await startProxy(yaml(u), { env: { THOUGHTGATE_MAX_APPROVAL_BYTES: String(limit) } });
+  try {
+    const s = await rawSession(p.url);
+    const held = post(p.url, at, s.headers).catch(() => {});
+    await until('the call at the limit to be pending', async () => (await list(p)).some((x) => JSON.stringify(x.arguments).includes('tag-aaaa')));
+    const past = call(3, 'hold_it', { tag: 'tag-bbbb', blob: 'a'.repeat(20_001) });
+    assert.equal(sizeOf(past), limit + 2, 'one more character: two bytes more (body + arguments)');
+    const r = await post(p.url, past, s.headers);
+    const err = r.messages.find((m) => m.id === 3)?.error;
+    assert.equal(err?.code, -32602, JSON.stringify(r.messages));
+    assert.match(err.message, new RegExp(`size limit of ${limit} bytes`));
+    assert.ok(!(await list(p)).some((x) => JSON.stringify(x.arguments).includes('tag-bbbb')), 'not stored');
+    assert.equal(sawArg(u, 'tag-bbbb'), 0, 'not forwarded');
+    void held;
+  } finally {
+    await p.stop();
+  }
+});
+
+test('total byte budget: the call that would pass it gets -32009 with retry_after; the ones before it are held', async () => {
+  const u = await upstream();
+  const one = call(2, 'hold_it', { tag: 'budget-0', blob: 'b'.repeat(10_000) });
+  const p = await startProxy(yaml(u), { env: { THOUGHTGATE_MAX_PENDING_APPROVAL_BYTES: String(2 * sizeOf(one) + 10) } });
+  try {
+    const s = await rawSession(p.url);
+    for (const n of [0, 1]) {
+      post(p.url, call(10 + n, 'hold_it', { tag: `budget-${n}`, blob: 'b'.repeat(10_000) }), s.headers).catch(() => {});
+      await until(`budget-${n} pending`, async () => (await list(p)).some((x) => JSON.stringify(x.arguments).includes(`budget-${n}`)));
+    }
+    const r = await post(p.url, call(12, 'hold_it', { tag: 'budget-2', blob: 'b'.repeat(10_000) }), s.headers);
+    const err = r.messages.find((m) => m.id === 12)?.error;
+    assert.equal(err?.code, -32009, JSON.stringify(r.messages));
+    assert.ok(err.data?.retry_after > 0, 'retry_after');
+    assert.equal(sawArg(u, 'budget-2'), 0);
+  } finally {
+    await p.stop();
+  }
+});
+
+test('tasks with arguments larger than a read chunk survive kill -9: every acknowledged one is listed after the restart', async () => {
+  const u = await upstream();
+  const state = tempDir();
+  const env = { THOUGHTGATE_STATE_DIR: state, THOUGHTGATE_MAX_REQUEST_BODY_BYTES: String(8 << 20) };
+  const p1 = await startProxy(yaml(u), { env });
+  const acked = [];
+  try {
+    const s = await rawSession(p1.url, '2025-11-25');
+    for (let i = 0; i < 4; i++) {
+      const r = await post(p1.url, call(20 + i, 'hold_big', { i, pad: 'm'.repeat(1_200_000) }, { task: { ttl: 600000 } }), s.headers);
+      const id = r.messages.find((m) => m.id === 20 + i)?.result?.task?.taskId;
+      assert.ok(id, JSON.stringify(r.messages).slice(0, 300));
+      acked.push(id);
+    }
+  } finally {
+    p1.proc.kill('SIGKILL');
+    await p1.exited;
+  }
+  const p2 = await startProxy(yaml(u), { env });
+  try {
+    const listed = new Set((await list(p2)).map((x) => x.id));
+    assert.deepEqual(acked.filter((id) => !listed.has(id)), [], 'no acknowledged task lost');
+  } finally {
+    await p2.stop();
+  }
+});
+
+test('notifications/cancelled withdraws the held call it names (cancelled, never forwarded); another id or session is left alone', async () => {
+  const u = await upstream();
+  const p = await startProxy(yaml(u));
+  try {
+    const s = await rawSession(p.url);
+    const other = await rawSession(p.url);
+    const held = post(p.url, call(61, 'hold_cancel', { tag: 'cancel-me' }), s.headers);
+    post(p.url, call(62, 'hold_cancel', { tag: 'keep-me' }), s.headers).catch(() => {});
+    const rec = await until('held', async () => (await list(p)).find((x) => JSON.stringify(x.arguments).includes('cancel-me')));
+    await until('second held', async () => (await list(p)).some((x) => JSON.stringify(x.arguments).includes('keep-me')));
+    // same id from another session, and the id as a string: neither is this call
+    await post(p.url, { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 61 } }, other.headers);
+    await post(p.url, { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: '61' } }, s.headers);
+    const n = await post(p.url, { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 61, reason: 'gave up' } }, s.headers);
+    assert.ok(n.status === 202 || n.status === 200, `notification accepted: HTTP ${n.status}`);
+    await until('withdrawn', async () => (await list(p, 'cancelled')).some((x) => x.id === rec.id));
+    const res = await held;
+    assert.ok(res.messages.at(-1)?.error, 'the held request ends with an error, not a result');
+    const pending = await list(p);
+    assert.ok(!pending.some((x) => x.id === rec.id), 'no longer pending');
+    assert.ok(pending.some((x) => JSON.stringify(x.arguments).includes('keep-me')), 'the other held call stays');
+    const cancelledIds = (await list(p, 'cancelled')).map((x) => x.id);
+    assert.deepEqual(cancelledIds, [rec.id], 'the notifications with another session or id type withdrew nothing');
+    assert.equal(sawArg(u, 'cancel-me'), 0, 'never forwarded');
+  } finally {
+    await p.stop();
+  }
+});
