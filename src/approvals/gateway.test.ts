@@ -113,3 +113,18 @@ test('ownedBy: principal and session both have to match; no session matches only
   assert.equal(ownedBy({ principal: 'p' } as ApprovalRecord, 'p', undefined), true);
   assert.equal(ownedBy({ principal: 'p' } as ApprovalRecord, 'p', ''), false);
 });
+
+test('cancelHeld (notifications/cancelled): withdraws the held call of this principal, session and JSON-RPC id; never a task, another id type, session or principal', async () => {
+  const held = (over: Partial<NewApproval>) => engine.request(task({ mode: 'held', taskTtlMs: undefined, ...over }));
+  const mine = await held({ requestId: 41 });
+  const asTask = await engine.request(task({ requestId: 41 }));
+  const stringId = await held({ requestId: '41' });
+  const otherSession = await held({ requestId: 41, sessionId: 'sess-B' });
+  const otherPrincipal = await held({ requestId: 41, principal: 'agent-2' });
+  assert.deepEqual(await gateway('agent-1').cancelHeld('sess-A', 41), [mine.id]);
+  assert.equal((await engine.get(mine.id))?.state, 'cancelled');
+  for (const r of [asTask, stringId, otherSession, otherPrincipal]) assert.equal((await engine.get(r.id))?.state, 'pending', `${r.id} left alone`);
+  assert.deepEqual(await gateway('agent-1').cancelHeld('sess-A', 41), [], 'a second cancellation finds nothing');
+  assert.deepEqual(await gateway('agent-1').cancelHeld('sess-A', { id: 41 }), [], 'a requestId that is not an id is ignored');
+  assert.deepEqual(await gateway('agent-1').cancelHeld('sess-A', '41'), [stringId.id], 'the string id names its own call');
+});
