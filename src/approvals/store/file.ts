@@ -359,14 +359,31 @@ export class FileStore implements StateStore {
   }
 
   async delete(id: string): Promise<void> {
-    if (!this.records.delete(id)) return;
-    await this.append({ t: 'd', id });
+    const cur = this.records.get(id);
+    if (cur === undefined) return;
+    this.records.delete(id);
+    try {
+      await this.append({ t: 'd', id });
+    } catch (e) {
+      if (!this.records.has(id)) this.records.set(id, cur); // still in the journal: still here
+      throw e;
+    }
     this.changed(id);
   }
 
   async putGrant(g: Grant): Promise<void> {
+    const before = this.grants.get(g.id);
     this.grants.set(g.id, g);
-    await this.append({ t: 'g', v: g });
+    try {
+      await this.append({ t: 'g', v: g });
+    } catch (e) {
+      // not durable: a standing approval nobody was told about must not let calls through
+      if (this.grants.get(g.id) === g) {
+        if (before === undefined) this.grants.delete(g.id);
+        else this.grants.set(g.id, before);
+      }
+      throw e;
+    }
   }
 
   async listGrants(): Promise<Grant[]> {

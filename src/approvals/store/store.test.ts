@@ -526,6 +526,18 @@ test('FileStore: a write that fails part-way acknowledges nothing, leaves no rec
   const lost = record();
   await assert.rejects(s.create(lost, 10), /ENOSPC/);
   assert.equal(await s.get(lost.id), undefined, 'not acknowledged, not listed');
+  // the same for an update, a delete and a grant: as before the failed write
+  for (const failing of [
+    () => s.update(kept.id, decide('approved')),
+    () => s.delete(kept.id),
+  ]) {
+    fail = true;
+    await assert.rejects(failing(), /ENOSPC/);
+    assert.equal((await s.get(kept.id))?.state, 'pending', 'the record is as it was');
+  }
+  fail = true;
+  await assert.rejects(s.putGrant(grant()), /ENOSPC/);
+  assert.deepEqual(await s.listGrants(), [], 'no grant that was not written');
   const later = record();
   await s.create(later, 10);
   (s as unknown as { fh: unknown }).fh = inner;
