@@ -193,3 +193,24 @@ test('a config that would hand the server one of our variables or credentials is
     assert.match(p.logText(), message);
   }
 });
+
+test('a JSON-RPC batch on a 2025-03-26 session: each element reaches the child and is answered in place; the process lives on', async () => {
+  // It used to end the process (a batch carries no single-message route to the child).
+  const { headers } = await rawSession(proxy.url, '2025-03-26');
+  const r = await post(proxy.url, [
+    { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'echo', arguments: { message: 'batch-one' } } },
+    { jsonrpc: '2.0', method: 'notifications/progress', params: { progressToken: 'x', progress: 1 } },
+    { jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'get-sum', arguments: { a: 1, b: 2 } } },
+    { jsonrpc: '2.0', id: 4, method: 'tools/call', params: { name: 'echo', arguments: { message: 'batch-two' } } },
+  ], headers);
+  assert.equal(r.status, 200, r.text.slice(0, 200));
+  const byId = new Map(r.messages.map((m) => [m.id, m]));
+  assert.equal(byId.get(2)?.result?.content?.[0]?.text, 'Echo: batch-one');
+  assert.equal(byId.get(3)?.error?.code, -32014, 'a denied element is answered in place');
+  assert.equal(byId.get(4)?.result?.content?.[0]?.text, 'Echo: batch-two');
+  assert.equal(r.messages.length, 3, 'the notification has no answer');
+  assert.equal(proxy.proc.exitCode, null);
+  const next = await rawSession(proxy.url, '2025-06-18');
+  const after = await post(proxy.url, { jsonrpc: '2.0', id: 5, method: 'tools/call', params: { name: 'echo', arguments: { message: 'after-batch' } } }, next.headers);
+  assert.equal(after.messages.find((m) => m.id === 5)?.result?.content?.[0]?.text, 'Echo: after-batch');
+});

@@ -185,3 +185,14 @@ describe('formatSseEvent', () => {
     assert.throws(() => formatSseEvent({ id: 'a\0', data: '' }), GovError);
   });
 });
+
+it('an event that is not valid UTF-8 is reported and dropped, never delivered with replacement characters', () => {
+  const events: string[] = [];
+  const errors: string[] = [];
+  const p = new SseParser((ev) => events.push(ev.data), 1024, (why) => errors.push(why));
+  // split inside the bad sequence and inside a good multi-byte character: events decode whole
+  const bytes = Buffer.concat([Buffer.from('data: ok é\n\ndata: bad '), Buffer.from([0xc3, 0x28]), Buffer.from('\n\ndata: after\n\n')]);
+  for (let i = 0; i < bytes.length; i++) p.push(bytes.subarray(i, i + 1));
+  assert.deepEqual(events, ['ok é', 'after']);
+  assert.deepEqual(errors, ['SSE event is not valid UTF-8']);
+});
