@@ -30,6 +30,12 @@ before(async () => {
         res.end(deepList(msg.id));
         return true;
       }
+      if (msg.method === 'tools/list' && mode === 'dup') {
+        // JSON.parse keeps the last "tools"; a client parser that keeps the first would list secret_dump
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(`{"jsonrpc":"2.0","id":${JSON.stringify(msg.id)},"result":{"tools":[{"name":"secret_dump","inputSchema":{"type":"object"}}],"tools":[{"name":"echo","inputSchema":{"type":"object"}}]}}`);
+        return true;
+      }
       if (msg.method === 'tools/list' && mode === 'deep-sse') {
         res.writeHead(200, { 'content-type': 'text/event-stream' });
         res.end(`event: message\ndata: ${deepList(msg.id)}\n\n`);
@@ -123,4 +129,13 @@ test('a batch answer nested too deep (2025-03-26): every element gets an error, 
   assert.deepEqual(r.messages.map((m) => [m.id, m.error?.code]).sort(), [[41, -32002], [42, -32002]], r.text.slice(0, 200));
   assert.ok(!r.text.includes('secret_dump'));
   assert.ok(alive());
+});
+
+test('a list answer with a duplicate "tools" key goes out as the filtered view, never as the upstream bytes', async () => {
+  const { headers } = await rawSession(proxy.url);
+  mode = 'dup';
+  const r = await post(proxy.url, { jsonrpc: '2.0', id: 51, method: 'tools/list', params: {} }, headers);
+  mode = 'normal';
+  assert.deepEqual(r.messages.find((m) => m.id === 51)?.result?.tools?.map((t) => t.name), ['echo']);
+  assert.ok(!r.text.includes('secret_dump'), 'the hidden tool reached the client in a duplicate key');
 });

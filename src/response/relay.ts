@@ -293,8 +293,12 @@ export class Relay implements ResponseSink {
       this.why = 'invalid JSON';
       return null;
     }
+    // Text that may carry a list goes out as the parsed view the filter saw, re-serialised,
+    // never as the upstream's bytes: those could hold a second "tools" key (JSON.parse keeps the
+    // last, another client's parser may keep the first) or an escaped spelling of it.
+    const reserialise = mayNeedInspection(text);
     if (Array.isArray(parsed)) {
-      let changed = false;
+      let changed = reserialise;
       const parts = parsed.map((m) => {
         const r = this.ctx.inspect(m);
         if (r !== undefined) changed = true;
@@ -302,7 +306,8 @@ export class Relay implements ResponseSink {
       });
       return changed ? `[${parts.join(',')}]` : undefined;
     }
-    return this.ctx.inspect(parsed);
+    const replaced = this.ctx.inspect(parsed);
+    return replaced ?? (reserialise ? JSON.stringify(parsed) : undefined);
   }
 
   private onEvent(ev: SseEvent): void {
@@ -380,8 +385,9 @@ function rebuildEvent(ev: SseEvent, data: string): string {
   return `${out}data: ${data}\n\n`;
 }
 
+/** whether text may carry a list result; an escape (`"\u0074ools"`) may spell a key, so it counts too */
 function mayNeedInspection(text: string): boolean {
-  return text.includes('"tools"') || text.includes('"resources"') || text.includes('"prompts"') || text.includes('"resourceTemplates"');
+  return text.includes('\\u') || text.includes('"tools"') || text.includes('"resources"') || text.includes('"prompts"') || text.includes('"resourceTemplates"');
 }
 
 /** Whether a body starts like a JSON object or array; undefined while it holds only whitespace. */
