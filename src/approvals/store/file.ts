@@ -36,7 +36,16 @@ export interface FileStoreOptions {
   maxLineBytes?: number;
   /** where skipped lines and skipped compactions are reported */
   warn?: (msg: string, fields: Record<string, unknown>) => void;
+  /** journal bytes below which it is never compacted for its size (tests lower it) */
+  compactMinBytes?: number;
 }
+
+/**
+ * Every update journals the whole record (arguments and held body included), so a few big
+ * records updated a few times make a big journal long before the line count says so: the
+ * journal is also compacted when it has grown to 4x its size after the last compaction.
+ */
+const COMPACT_MIN_BYTES = 64 * 1024 * 1024;
 
 /** Writes all of `buf` (fs writes may be short: the rest is written, or the call fails). */
 export async function writeAll(fh: Pick<FileHandle, 'write'>, buf: Buffer): Promise<void> {
@@ -76,11 +85,15 @@ export class FileStore implements StateStore {
   private damaged = 0;
   private skipsSinceGood = 0;
   private readonly maxLineBytes: number;
+  private readonly compactMinBytes: number;
+  /** journal size right after the last compaction (or attempt) */
+  private compactedBytes = 0;
   private readonly warn: (msg: string, fields: Record<string, unknown>) => void;
 
   constructor(private readonly dir: string, opts: FileStoreOptions = {}) {
     this.where = join(dir, JOURNAL);
     this.maxLineBytes = opts.maxLineBytes ?? MAX_JOURNAL_LINE_BYTES;
+    this.compactMinBytes = opts.compactMinBytes ?? COMPACT_MIN_BYTES;
     this.warn = opts.warn ?? ((msg, fields) => logger.warn(fields, msg));
   }
 
@@ -91,6 +104,7 @@ export class FileStore implements StateStore {
     await this.replay();
     await this.compactOrSkip();
     await this.openJournal();
+    this.compactedBytes = this.size;
   }
 
   private async openJournal(): Promise<void> {
@@ -290,7 +304,9 @@ export class FileStore implements StateStore {
         }
         for (const w of batch) w.fail(e as Error);
       }
-      if (this.journalLines > 1000 && this.journalLines > 4 * (this.records.size + this.grants.size + this.nonces.size)) await this.compact();
+      const manyLines = this.journalLines > 1000 && this.journalLines > 4 * (this.records.size + this.grants.size + this.nonces.size);
+      const manyBytes = this.size > this.compactMinBytes && this.size > 4 * this.compactedBytes;
+      if (manyLines || manyBytes) await this.compact();
     }
     this.flushing = false;
   }
@@ -305,6 +321,7 @@ export class FileStore implements StateStore {
     }
     // Skipped (full disk): try again after as many lines again, not after every write.
     if (!done) this.journalLines = Math.floor(this.journalLines / 2);
+    this.compactedBytes = this.size;
   }
 
   private changed(id: string): void {

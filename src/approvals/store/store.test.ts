@@ -4,7 +4,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { appendFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { testRedis } from '../testkit.js';
@@ -592,4 +592,21 @@ test('FileStore on a full disk (tmpfs): new records are refused, nothing acknowl
   } finally {
     spawnSync('umount', [mnt]);
   }
+});
+
+test('FileStore: a journal of few lines but many bytes (big records updated often) is compacted by its size', async () => {
+  const dir = tempDir();
+  const s = new FileStore(dir, { compactMinBytes: 64 * 1024 });
+  await s.open();
+  const big = record({ arguments: { blob: 'q'.repeat(20_000) } });
+  await s.create(big, 10);
+  for (let i = 0; i < 60; i++) await s.update(big.id, (r) => ({ ...r, updatedAt: r.updatedAt + 1 }));
+  // 61 lines of ~20 KB: ~1.2 MB without compaction; with it, at most ~4x the 64 KiB floor
+  const size = statSync(join(dir, 'approvals.jsonl')).size;
+  assert.ok(size < 4 * 64 * 1024 + 25_000, `journal is ${size} bytes`);
+  await s.close();
+  const s2 = new FileStore(dir);
+  await s2.open();
+  assert.equal((await s2.get(big.id))?.updatedAt, big.updatedAt + 60, 'the latest version survived compaction');
+  await s2.close();
 });
