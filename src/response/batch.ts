@@ -3,6 +3,7 @@
 // back in the client's order. A batch answer is bounded by the batch size, so it is collected.
 // Elements held for a person's approval are answered when decided; until then the head and
 // leading-whitespace keep-alives go out (valid JSON), so the client is not left in silence.
+import { isUtf8 } from 'node:buffer';
 import { GovError, errorResponse } from '../core/errors.js';
 import { DEFAULT_LIMITS } from '../core/limits.js';
 import { jsonDepthOver } from '../framing/depth.js';
@@ -112,10 +113,15 @@ export class BatchCollector implements ResponseSink {
 
   private collected(): void {
     if (this.sent) return;
-    // Invalid UTF-8 is decoded to U+FFFD: a batch answer is parsed, filtered and re-serialised,
-    // never relayed as the upstream's bytes.
-    const text = Buffer.concat(this.chunks, this.size).toString('utf8');
+    const bytes = Buffer.concat(this.chunks, this.size);
     this.chunks = [];
+    // A batch answer is parsed, filtered and re-serialised, never relayed as the upstream's
+    // bytes; invalid UTF-8 would decode to U+FFFD, so it is refused instead.
+    if (!isUtf8(bytes)) {
+      this.failForwarded(new GovError('upstream_error', { subject: 'invalid batch answer', details: `Upstream error code: ${this.status}; answer is not valid UTF-8` }));
+      return;
+    }
+    const text = bytes.toString('utf8');
     const messages: unknown[] = [];
     const maxDepth = this.ctx!.maxDepth ?? DEFAULT_LIMITS.maxDepth;
     // Depth first: place() filters and re-serialises, which recurses (a 100,000-deep answer

@@ -3,6 +3,7 @@
 // SSE, event by event as each arrives, never buffering a stream. Answers that may carry a list
 // result pass through `inspect`, which filters them (gate 1 on answers). Garbage from the
 // upstream (an HTML error page, a non-JSON body) never reaches the client as if it were a result.
+import { isUtf8 } from 'node:buffer';
 import { GovError } from '../core/errors.js';
 import { DEFAULT_LIMITS } from '../core/limits.js';
 import { jsonDepthOver } from '../framing/depth.js';
@@ -257,8 +258,13 @@ export class Relay implements ResponseSink {
     }
     let out: string | Buffer = body;
     if (this.ctx.inspectAll || this.ctx.scan) {
-      // Invalid UTF-8 here is decoded to U+FFFD: an inspected answer is relayed as parsed and
-      // re-serialised text, never as the upstream's exact bytes (lists must be filtered).
+      // Invalid UTF-8 in an answer that must be inspected is refused (an error for the request):
+      // decoded, it would turn into U+FFFD and be neither the upstream's bytes nor filterable as
+      // they meant. Answers that are not inspected stream on as the exact bytes.
+      if (!isUtf8(body)) {
+        this.sendError(new GovError('upstream_error', { subject: 'answer is not valid UTF-8', details: `Upstream error code: ${this.status}; answer is not valid UTF-8` }));
+        return;
+      }
       const replaced = this.inspectText(body.toString('utf8'), this.ctx.inspectAll);
       if (replaced === null) {
         this.sendError(new GovError('upstream_error', { subject: this.why, details: `Upstream error code: ${this.status}; ${this.why}` }));
@@ -314,7 +320,9 @@ export class Relay implements ResponseSink {
     if (this.ended) return;
     let raw = ev.raw;
     if (ev.data.length > 0 && (this.ctx.inspectAll || (this.ctx.scan && mayNeedInspection(ev.data)))) {
-      const replaced = this.inspectText(ev.data, false);
+      // On a list request's stream every event must parse (garbage could hide a list); elsewhere
+      // only events that may carry one are parsed.
+      const replaced = this.inspectText(ev.data, this.ctx.inspectAll);
       if (replaced === null) {
         this.failStream(`event cannot be inspected: ${this.why}`);
         return;
