@@ -204,8 +204,17 @@ class StdioSession {
       opts.onFramingError(decoded.errorType);
       opts.log('warn', `stdio server wrote an invalid line (${decoded.errorType}); dropped`, { session: this.id });
       // When the broken line still names a request we wait for, that request gets an error now
-      // rather than a timeout later. (Invalid UTF-8 on stdio is answered this way, never relayed.)
-      const key = decoded.id === undefined ? undefined : JSON.stringify(decoded.id);
+      // rather than a timeout later. Invalid UTF-8 on stdio is answered this way, never relayed:
+      // the id is read from a lenient decode (U+FFFD), only to know whom to answer.
+      let id = decoded.id;
+      if (id === undefined) {
+        try {
+          id = (JSON.parse(line.toString('utf8')) as { id?: unknown } | null)?.id as typeof id;
+        } catch {
+          // no id to be read: the request it answered runs into its timeout
+        }
+      }
+      const key = id === undefined || id === null ? undefined : JSON.stringify(id);
       const p = key === undefined ? undefined : this.pending.get(key);
       if (p !== undefined) {
         this.pending.delete(key!);
