@@ -296,7 +296,13 @@ export class StdioUpstream implements Upstream {
 
   constructor(private readonly opts: StdioUpstreamOptions) {
     this.target = `stdio:${opts.command}`;
-    this.sweeper = setInterval(() => this.sweep(), Math.min(30_000, Math.max(1000, opts.idleMs / 4)));
+    this.sweeper = setInterval(() => {
+      try {
+        this.sweep();
+      } catch (e) {
+        reportInternal(e, undefined, 'stdio idle sweep'); // a timer's exception would end the process
+      }
+    }, Math.min(30_000, Math.max(1000, opts.idleMs / 4)));
     this.sweeper.unref();
   }
 
