@@ -24,7 +24,7 @@ import { LeanHttpUpstream } from './upstream/h1/client.js';
 import { createApprovals, type Approvals } from './approvals/setup.js';
 import { StdioUpstream } from './upstream/stdio.js';
 import { buildChildEnv, ourSecrets } from './upstream/child-env.js';
-import type { Upstream } from './upstream/types.js';
+import type { Upstream, UpstreamHealth } from './upstream/types.js';
 
 export const VERSION = '0.1.0';
 
@@ -100,7 +100,22 @@ export async function startSidecar(s: Settings): Promise<Sidecar> {
   let stopped = false;
   // Gate 4 mounts the approvals console and API here once its store is open.
   const adminRoutes: AdminRoute[] = [];
-  const admin = await startAdminServer({ port: s.adminPort, host: s.adminBind, metrics, readiness: () => ready, version: VERSION, lifecycle: () => (stopped ? 'stopped' : 'ready'), routes: adminRoutes });
+  // Set once the upstream and the audit trail exist: their live state joins the readiness below.
+  let upstreamHealth: (() => UpstreamHealth) | undefined;
+  let upstreamId = 'upstream';
+  let auditFailure: string | undefined;
+  let auditFailClosed = false;
+  const readiness = (): ReadyState => {
+    if (!ready.ready || upstreamHealth === undefined) return ready;
+    const h = upstreamHealth();
+    const checks = { ...ready.checks, upstream_reachable: h.reachable, audit_writable: auditFailure === undefined };
+    const upstreams = { [upstreamId]: { reachable: h.reachable, ...(h.reason === undefined ? {} : { reason: h.reason }), ...(h.since === undefined ? {} : { since: new Date(h.since).toISOString() }) } };
+    // Either way no new governed call can be served: say which.
+    if (!h.reachable) return { ready: false, reason: `upstream_reachable: ${upstreamId} (${h.reason ?? 'unreachable'})`, checks, upstreams };
+    if (auditFailure !== undefined && auditFailClosed) return { ready: false, reason: `audit_writable: ${auditFailure}`, checks, upstreams };
+    return { ready: true, checks, upstreams };
+  };
+  const admin = await startAdminServer({ port: s.adminPort, host: s.adminBind, metrics, readiness, version: VERSION, lifecycle: () => (stopped ? 'stopped' : 'ready'), routes: adminRoutes });
 
   const configPath = resolve(s.configPath);
   const cedarSettings = { workers: s.cedarWorkers, queue: s.cedarQueue, spinMicros: s.cedarSpinMicros };
@@ -126,10 +141,23 @@ export async function startSidecar(s: Settings): Promise<Sidecar> {
     await admin.close();
     throw e;
   }
-  const audit = createAuditWriter({ path: s.auditPath, onError: (err) => logger.error({ err: err.message }, 'audit trail write failed') });
+  // THOUGHTGATE_AUDIT_* win over the config's audit: section; fail_closed is production's default.
+  const durability = s.auditDurability ?? snapshot.config.audit?.durability ?? 'buffered';
+  const onFailure = s.auditOnFailure ?? snapshot.config.audit?.on_failure ?? (s.profile === 'production' ? 'fail_closed' : 'continue');
+  auditFailClosed = onFailure === 'fail_closed';
+  let audit: ReturnType<typeof createAuditWriter>;
   try {
+    audit = createAuditWriter({
+      path: s.auditPath, durability,
+      onError: (err) => logger.error({ err: err.message, on_failure: onFailure }, 'audit trail write failed'),
+      onHealth: (err) => {
+        auditFailure = err === undefined ? undefined : `audit trail cannot be written (${err.message})`;
+        if (err === undefined) logger.warn({ path: s.auditPath }, 'audit trail writable again');
+      },
+    });
     await audit.opened;
   } catch (e) {
+    await upstream.close();
     await admin.close();
     throw new Error(`cannot open audit trail ${s.auditPath}: ${(e as Error).message}`);
   }
@@ -160,7 +188,7 @@ export async function startSidecar(s: Settings): Promise<Sidecar> {
     sessions: new SessionTable(100_000, Math.max(s.stdioIdleMs, 3_600_000)),
     origin: originPolicy(s.allowedOrigins),
     principal: identity.principal,
-    telemetry: new Telemetry(audit),
+    telemetry: new Telemetry(audit, auditFailClosed),
     maxEventBytes: s.maxEventBytes,
     draining: () => draining,
     decisionApi: {
@@ -220,11 +248,13 @@ export async function startSidecar(s: Settings): Promise<Sidecar> {
   const watcher = watchFiles([configPath, ...(snapshot.config.cedar?.policies ?? []), ...(snapshot.config.cedar?.schema ? [snapshot.config.cedar.schema] : [])], (why) => void reload(why));
 
   ready = { ready: true, checks: { config_loaded: true, upstream_reachable: true, approval_store_initialized: true } };
+  upstreamId = source.id;
+  upstreamHealth = upstream.health === undefined ? () => ({ reachable: true }) : () => upstream.health!();
   metrics.setLifecycle('ready');
   metrics.setStartupDuration((performance.now() - startedAt) / 1000);
   logger.info({
     port: traffic.port, admin_port: admin.port, mode: s.mode, source: source.id, upstream: upstream.target, config: configPath,
-    snapshot: snapshot.version, audit: s.auditPath, admin_bind: s.adminBind,
+    snapshot: snapshot.version, audit: s.auditPath, audit_durability: durability, audit_on_failure: onFailure, admin_bind: s.adminBind,
     decision_api: s.apiToken !== undefined ? (s.apiOpenLoopback ? 'token, or none from loopback' : 'token') : s.apiOpenLoopback ? 'loopback callers only' : 'closed (set THOUGHTGATE_API_TOKEN)',
   }, 'thoughtgate ready');
 

@@ -14,6 +14,8 @@ export interface ReadyState {
   /** why not ready: shutting_down, the first failing check, or `lifecycle_state: starting` */
   reason?: string;
   checks: Record<string, boolean>;
+  /** per source: reachable, and why not (shown beside the checks) */
+  upstreams?: Record<string, { reachable: boolean; reason?: string; since?: string }>;
 }
 
 export type AdminLifecycle = 'starting' | 'ready' | 'shutting_down' | 'stopped';
@@ -77,9 +79,10 @@ function send(req: http.IncomingMessage, res: http.ServerResponse, status: numbe
 
 /** The /ready body and status, following the original (§8.5). */
 export function readyResponse(s: ReadyState): { status: number; body: Record<string, unknown> } {
-  if (s.ready) return { status: 200, body: { status: 'ready', checks: s.checks } };
+  const extra = s.upstreams === undefined ? {} : { upstreams: s.upstreams };
+  if (s.ready) return { status: 200, body: { status: 'ready', checks: s.checks, ...extra } };
   const failing = Object.keys(s.checks).find((k) => !s.checks[k]);
-  return { status: 503, body: { status: 'not_ready', checks: s.checks, reason: s.reason ?? failing ?? 'not_ready' } };
+  return { status: 503, body: { status: 'not_ready', checks: s.checks, reason: s.reason ?? failing ?? 'not_ready', ...extra } };
 }
 
 export function startAdminServer(opts: AdminServerOptions): Promise<AdminServer> {

@@ -25,6 +25,10 @@ export interface Settings {
   maxEventBytes: number;
   allowedOrigins: string[];
   auditPath: string;
+  /** THOUGHTGATE_AUDIT_DURABILITY (undefined: the config's audit.durability, else buffered) */
+  auditDurability: 'buffered' | 'strict' | undefined;
+  /** THOUGHTGATE_AUDIT_ON_FAILURE (undefined: the config's audit.on_failure, else fail_closed in production, continue in development) */
+  auditOnFailure: 'fail_closed' | 'continue' | undefined;
   /** Cedar worker threads (0 = evaluate on the main thread) and their bounded queue */
   cedarWorkers: number;
   cedarQueue: number;
@@ -91,6 +95,12 @@ function choice<T extends string>(env: Env, name: string, allowed: readonly T[],
   return raw as T;
 }
 
+/** An optional choice: undefined when unset, so a config file's value can apply. */
+function optionalChoice<T extends string>(env: Env, name: string, allowed: readonly T[]): T | undefined {
+  const raw = env[name]?.trim();
+  return raw === undefined || raw === '' ? undefined : choice(env, name, allowed, allowed[0]!);
+}
+
 /**
  * A bind address: an IPv4 or IPv6 literal (a host name would bind wherever DNS says today).
  * Blank = not set.
@@ -134,6 +144,8 @@ export const ENV_HELP: ReadonlyArray<readonly [string, string]> = [
   ['THOUGHTGATE_UPSTREAM_CLIENT', 'HTTP client for http: upstreams: lean (default, ours) or undici; https: always uses undici'],
   ['THOUGHTGATE_ALLOWED_ORIGINS', 'comma-separated Origins allowed besides localhost ones; * allows any'],
   ['THOUGHTGATE_AUDIT_PATH', 'audit trail file, NDJSON (default ./thoughtgate-audit.ndjson; - for stdout)'],
+  ['THOUGHTGATE_AUDIT_DURABILITY', "buffered (default: 50 ms batches, no fsync) | strict (a decision's line is fdatasync'ed before the call goes on); overrides audit.durability"],
+  ['THOUGHTGATE_AUDIT_ON_FAILURE', 'fail_closed (production default: governed calls refused, /ready 503) | continue (development default: forwarded, logged, counted) when the trail cannot be written; overrides audit.on_failure'],
   ['THOUGHTGATE_PRINCIPAL', 'caller identity when no pod labels or service account are found (default $USER or local)'],
   ['THOUGHTGATE_POD_LABELS_FILE', 'downward-API pod labels file the identity is read from (default /etc/podinfo/labels)'],
   ['THOUGHTGATE_CEDAR_WORKERS', 'Cedar worker threads; 0 evaluates on the main thread (default 1)'],
@@ -223,6 +235,8 @@ export function resolveSettings(flags: Flags, env: Env = process.env): Settings 
     maxEventBytes: int(env, 'THOUGHTGATE_MAX_SSE_EVENT_BYTES', 16 * 1024 * 1024, 1024, 1 << 30),
     allowedOrigins: origins,
     auditPath: env['THOUGHTGATE_AUDIT_PATH'] ?? './thoughtgate-audit.ndjson',
+    auditDurability: optionalChoice(env, 'THOUGHTGATE_AUDIT_DURABILITY', ['buffered', 'strict'] as const),
+    auditOnFailure: optionalChoice(env, 'THOUGHTGATE_AUDIT_ON_FAILURE', ['fail_closed', 'continue'] as const),
     cedarWorkers: int(env, 'THOUGHTGATE_CEDAR_WORKERS', 1, 0, 64),
     cedarQueue: int(env, 'THOUGHTGATE_CEDAR_QUEUE', 256, 1, 1_000_000),
     cedarSpinMicros: int(env, 'THOUGHTGATE_CEDAR_SPIN_US', 50, 0, 1000),

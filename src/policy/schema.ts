@@ -146,6 +146,14 @@ export const configSchema = z
     telemetry: telemetry.default({}),
     /** where approvals live: a directory (embedded store) or redis://… (shared by replicas) */
     state: z.string().optional(),
+    /** the audit trail: how durable a line is before its call goes on, and what a failed trail does */
+    audit: z
+      .object({
+        durability: z.enum(['buffered', 'strict']).optional(),
+        on_failure: z.enum(['fail_closed', 'continue']).optional(),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 

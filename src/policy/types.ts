@@ -88,6 +88,13 @@ export interface TelemetryConfig {
   stdio?: { propagate_upstream: boolean };
 }
 
+export interface AuditConfig {
+  /** buffered: batched writes, no fsync (a crash can lose up to 50 ms); strict: on disk before the call goes on */
+  durability?: 'buffered' | 'strict';
+  /** when the trail cannot be written: refuse governed calls (fail_closed) or forward them, loudly (continue) */
+  on_failure?: 'fail_closed' | 'continue';
+}
+
 export interface Config {
   schema: 1;
   sources: SourceConfig[];
@@ -104,6 +111,8 @@ export interface Config {
   telemetry: TelemetryConfig;
   /** approval state: a directory or a redis:// URL (undefined: THOUGHTGATE_STATE_DIR / default) */
   state?: string;
+  /** the `audit:` section as written (absent fields: the profile's defaults, THOUGHTGATE_AUDIT_* win) */
+  audit?: AuditConfig;
   /** absolute path of the file this came from (for messages) */
   path: string;
   /** non-fatal findings (the original's V-004 etc.), each naming file:line */

@@ -6,7 +6,7 @@ import { resolve } from 'node:path';
 import { isOwnVariable } from '../core/own-env.js';
 import { globError } from './glob.js';
 import type { RawConfig, RawSource, RawWorkflow } from './schema.js';
-import type { CedarConfig, Config, Destination, RuleConfig, SourceConfig, TelemetryConfig, WorkflowConfig } from './types.js';
+import type { AuditConfig, CedarConfig, Config, Destination, RuleConfig, SourceConfig, TelemetryConfig, WorkflowConfig } from './types.js';
 
 export type YamlPath = readonly (string | number)[];
 
@@ -150,6 +150,7 @@ export function validate(raw: RawConfig, js: unknown, dir: string, ctx: ConfigCo
       ...(cedar === undefined ? {} : { cedar }),
       telemetry: normaliseTelemetry(raw.telemetry),
       ...(raw.state === undefined ? {} : { state: raw.state }),
+      ...(raw.audit === undefined ? {} : { audit: clean<AuditConfig>({ durability: raw.audit.durability, on_failure: raw.audit.on_failure }) }),
     },
     errors,
     warnings,

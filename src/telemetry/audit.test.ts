@@ -134,18 +134,25 @@ test('an unwritable path fails at creation, not silently later', () => {
   assert.equal(existsSync(join(d, 'file', 'audit.ndjson')), false);
 });
 
-test('a write error (disk full) reports once, drops, and never hangs shutdown', { skip: !existsSync('/dev/full') && 'no /dev/full' }, async () => {
+test('a write error (disk full) reports once, keeps later lines for the retry, and never hangs shutdown', { skip: !existsSync('/dev/full') && 'no /dev/full' }, async () => {
   const errors: Error[] = [];
+  const health: (string | undefined)[] = [];
   let dropped = 0;
-  const w = createAuditWriter({ path: '/dev/full', onError: (e) => errors.push(e), onDrop: (n) => (dropped += n) });
+  const w = createAuditWriter({ path: '/dev/full', retryMs: 20, onError: (e) => errors.push(e), onDrop: (n) => (dropped += n), onHealth: (e) => health.push(e?.message) });
   await w.opened;
   assert.equal(w.write(rec(1)), true);
   await w.flush(); // resolves on the error instead of waiting for bytes that never drain
   assert.equal(errors.length, 1);
   assert.match(errors[0]!.message, /ENOSPC/);
-  assert.equal(w.write(rec(2)), false);
-  assert.equal(dropped, 1);
+  assert.match(w.failure!.message, /ENOSPC/);
+  // kept for the retry (which keeps failing on /dev/full), not written, not yet dropped
+  assert.equal(w.write(rec(2)), true);
+  await new Promise((r) => setTimeout(r, 100)); // a few retries: each fails again, reported once
+  assert.equal(errors.length, 1);
+  assert.equal(health.length, 1);
+  assert.equal(w.failure !== undefined, true);
   await w.close();
+  assert.equal(dropped, 1); // what never reached the disk is counted at the end
 });
 
 test("'-' writes to stdout", () => {

@@ -68,6 +68,8 @@ export function createMetrics() {
     ruleMatches: counter('thoughtgate_rule_matches_total', 'Governance rule matches', ['action']),
     framingErrors: counter('thoughtgate_framing_errors_total', 'Messages rejected by framing', ['transport', 'error_type']),
     auditDropped: counter('thoughtgate_audit_dropped_total', 'Audit lines dropped because the writer fell behind'),
+    auditWritable: gauge('thoughtgate_audit_writable', '1 while the audit trail can be written, 0 while writes fail (disk full, I/O error)'),
+    auditUnrecorded: counter('thoughtgate_audit_unrecorded_total', 'Governed calls decided while the audit trail could not be written', ['outcome']),
     stdioMessages: counter('thoughtgate_stdio_messages_total', 'stdio messages relayed', ['server_id', 'direction', 'method']),
     stdioDecisions: counter(
       'thoughtgate_stdio_governance_decisions_total',
@@ -241,6 +243,13 @@ export function createMetrics() {
     },
     recordAuditDropped(n = 1): void {
       f.auditDropped.c0().value += n;
+    },
+    setAuditWritable(ok: boolean): void {
+      f.auditWritable.c0().value = ok ? 1 : 0;
+    },
+    /** a governed call decided while the trail failed: refused (fail_closed) or forwarded anyway (continue) */
+    recordAuditUnrecorded(outcome: 'refused' | 'forwarded'): void {
+      f.auditUnrecorded.c1(outcome).value++;
     },
 
     recordStdioMessage(serverId: string, direction: StdioDirection, method: string, n = 1): void {

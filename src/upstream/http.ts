@@ -4,7 +4,8 @@
 import { Pool } from 'undici';
 import type { Dispatcher } from 'undici';
 import { GovError } from '../core/errors.js';
-import type { HeaderMap, ResponseSink, Upstream, UpstreamRequest } from './types.js';
+import type { HeaderMap, ResponseSink, Upstream, UpstreamHealth, UpstreamRequest } from './types.js';
+import { Reachability, UNREACHABLE_CODES } from './h1/probe.js';
 
 export interface HttpUpstreamOptions {
   url: string;
@@ -20,9 +21,13 @@ export class HttpUpstream implements Upstream {
   private readonly pool: Pool;
   private readonly path: string;
   private readonly opts: HttpUpstreamOptions;
+  /** connect failures and a periodic TCP probe: what /ready reports */
+  private readonly reachability: Reachability;
 
   constructor(opts: HttpUpstreamOptions) {
     const url = new URL(opts.url);
+    const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+    this.reachability = new Reachability(host, url.port === '' ? (url.protocol === 'https:' ? 443 : 80) : Number(url.port));
     this.target = url.origin;
     this.path = url.pathname + url.search;
     this.opts = opts;
@@ -36,7 +41,7 @@ export class HttpUpstream implements Upstream {
   }
 
   send(req: UpstreamRequest, sink: ResponseSink): void {
-    const handler = new RelayHandler(sink);
+    const handler = new RelayHandler(sink, this.reachability);
     this.pool.dispatch(
       {
         path: this.path,
@@ -50,7 +55,12 @@ export class HttpUpstream implements Upstream {
     );
   }
 
+  health(): UpstreamHealth {
+    return this.reachability.health;
+  }
+
   close(): Promise<void> {
+    this.reachability.close();
     return this.pool.destroy();
   }
 }
@@ -62,7 +72,7 @@ class RelayHandler implements Dispatcher.DispatchHandler {
   private started = false;
   private done = false;
 
-  constructor(sink: ResponseSink) {
+  constructor(sink: ResponseSink, private readonly reachability: Reachability) {
     this.sink = sink;
     sink.resume = () => this.controller?.resume();
     sink.abort = () => {
@@ -102,6 +112,8 @@ class RelayHandler implements Dispatcher.DispatchHandler {
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
     if (this.done) return;
     this.done = true;
+    const code = (err as { code?: string }).code;
+    if (!this.started && code !== undefined && UNREACHABLE_CODES.has(code)) this.reachability.failed(code);
     this.sink.onError(mapUpstreamError(err, this.started));
   }
 }

@@ -40,8 +40,22 @@ export interface ResponseSink {
   abort?: () => void;
 }
 
+/** What /ready reports for a source: can a new call reach it? */
+export interface UpstreamHealth {
+  reachable: boolean;
+  /** why not (an error code), while unreachable */
+  reason?: string;
+  /** epoch ms of the last change */
+  since?: number;
+}
+
 export interface Upstream {
   readonly target: string;
   send(req: UpstreamRequest, sink: ResponseSink): void;
   close(): Promise<void>;
+  /**
+   * Cheap (no I/O): the last known state, from call outcomes and a periodic connect probe.
+   * Absent: always reachable as far as we know (stdio spawns a child per session on demand).
+   */
+  health?(): UpstreamHealth;
 }

@@ -9,7 +9,8 @@
 // connect deadline) instead of a timer per request.
 import net from 'node:net';
 import { GovError } from '../../core/errors.js';
-import type { HeaderMap, ResponseSink, Upstream, UpstreamRequest } from '../types.js';
+import type { HeaderMap, ResponseSink, Upstream, UpstreamHealth, UpstreamRequest } from '../types.js';
+import { Reachability, UNREACHABLE_CODES } from './probe.js';
 import { DEFAULT_MAX_HEAD_BYTES, ResponseParser, S_DONE, S_ERROR, type ParserHandler } from './parser.js';
 import { RequestHeaderError, RequestWriter } from './request.js';
 
@@ -386,6 +387,8 @@ class Conn implements ParserHandler {
     job.conn = null;
     job.state = J_DONE;
     const err = leanUpstreamError(code, message, this.bytesIn);
+    // error path only: a socket that never connected tells /ready the upstream is unreachable
+    if (!this.connected && UNREACHABLE_CODES.has(code)) this.owner.reachability.failed(code);
     this.kill();
     job.sink.onError(err);
   }
@@ -446,6 +449,8 @@ export class LeanHttpUpstream implements Upstream {
   private readonly queue = new JobQueue();
   private readonly timer: NodeJS.Timeout;
   private closed = false;
+  /** @internal connect failures and a periodic TCP probe: what /ready reports */
+  readonly reachability: Reachability;
 
   constructor(opts: LeanHttpUpstreamOptions) {
     const url = new URL(opts.url);
@@ -465,6 +470,11 @@ export class LeanHttpUpstream implements Upstream {
     const period = Math.max(10, Math.min(500, Math.floor(shortest / 8)));
     this.timer = setInterval(this.sweep, period);
     this.timer.unref();
+    this.reachability = new Reachability(this.host, this.port);
+  }
+
+  health(): UpstreamHealth {
+    return this.reachability.health;
   }
 
   /** sockets open now (connecting, busy or idle) */
@@ -510,6 +520,7 @@ export class LeanHttpUpstream implements Upstream {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.timer);
+    this.reachability.close();
     const sockets = this.conns.map((c) => c.socket);
     for (const job of this.queue.drain()) {
       if (job.state !== J_QUEUED) continue;
