@@ -49,7 +49,7 @@ function upstreamChange(a: SourceConfig, b: SourceConfig): string | undefined {
 
 async function makeUpstream(source: SourceConfig, s: Settings, config: Snapshot['config']): Promise<Upstream> {
   if (source.url !== undefined) {
-    const opts = { url: source.url, requestTimeoutMs: s.requestTimeoutMs, streamReadTimeoutMs: s.streamReadTimeoutMs, connections: s.upstreamConnections };
+    const opts = { url: source.url, requestTimeoutMs: s.requestTimeoutMs, streamReadTimeoutMs: s.streamReadTimeoutMs, connections: s.upstreamConnections, streamConnections: s.upstreamStreamConnections };
     // Plain HTTP upstreams (the sidecar case) use our lean HTTP/1.1 client: half undici's CPU
     // per request (bench/upstream-client.mjs). https: goes to undici, loaded only then.
     if (new URL(source.url).protocol === 'http:' && s.upstreamClient === 'lean') return new LeanHttpUpstream(opts);

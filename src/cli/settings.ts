@@ -20,6 +20,8 @@ export interface Settings {
   stdioIdleMs: number;
   stdioPoolSize: number;
   upstreamConnections: number;
+  /** most upstream connections GET streams may hold (undefined: half of upstreamConnections) */
+  upstreamStreamConnections: number | undefined;
   /** lean (our HTTP/1.1 client, http: only) or undici */
   upstreamClient: 'lean' | 'undici';
   maxEventBytes: number;
@@ -141,6 +143,7 @@ export const ENV_HELP: ReadonlyArray<readonly [string, string]> = [
   ['THOUGHTGATE_STDIO_IDLE_TIMEOUT_SECS', 'idle time before a session\'s stdio server is ended (default 600)'],
   ['THOUGHTGATE_STDIO_POOL_SIZE', 'stdio servers kept for stateless 2026-07-28 requests (default 2)'],
   ['THOUGHTGATE_UPSTREAM_CONNECTIONS', 'HTTP upstream connection pool size (default 128)'],
+  ['THOUGHTGATE_UPSTREAM_STREAM_CONNECTIONS', 'most pool connections long-lived GET streams may hold (default half the pool); a GET beyond it gets 429 + Retry-After (-32009)'],
   ['THOUGHTGATE_UPSTREAM_CLIENT', 'HTTP client for http: upstreams: lean (default, ours) or undici; https: always uses undici'],
   ['THOUGHTGATE_ALLOWED_ORIGINS', 'comma-separated Origins allowed besides localhost ones; * allows any'],
   ['THOUGHTGATE_AUDIT_PATH', 'audit trail file, NDJSON (default ./thoughtgate-audit.ndjson; - for stdout)'],
@@ -231,6 +234,7 @@ export function resolveSettings(flags: Flags, env: Env = process.env): Settings 
     stdioIdleMs: int(env, 'THOUGHTGATE_STDIO_IDLE_TIMEOUT_SECS', 600, 1, 86_400) * 1000,
     stdioPoolSize: int(env, 'THOUGHTGATE_STDIO_POOL_SIZE', 2, 1, 64),
     upstreamConnections: int(env, 'THOUGHTGATE_UPSTREAM_CONNECTIONS', 128, 1, 4096),
+    upstreamStreamConnections: int(env, 'THOUGHTGATE_UPSTREAM_STREAM_CONNECTIONS', 0, 0, 4096) || undefined,
     upstreamClient: choice(env, 'THOUGHTGATE_UPSTREAM_CLIENT', ['lean', 'undici'], 'lean'),
     maxEventBytes: int(env, 'THOUGHTGATE_MAX_SSE_EVENT_BYTES', 16 * 1024 * 1024, 1024, 1 << 30),
     allowedOrigins: origins,

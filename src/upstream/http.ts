@@ -6,6 +6,7 @@ import type { Dispatcher } from 'undici';
 import { GovError } from '../core/errors.js';
 import type { HeaderMap, ResponseSink, Upstream, UpstreamHealth, UpstreamRequest } from './types.js';
 import { Reachability, UNREACHABLE_CODES } from './h1/probe.js';
+import { StreamShare, defaultStreamShare } from './h1/stream-share.js';
 
 export interface HttpUpstreamOptions {
   url: string;
@@ -14,6 +15,8 @@ export interface HttpUpstreamOptions {
   /** longest silence inside a streaming body */
   streamReadTimeoutMs: number;
   connections: number;
+  /** most connections GET streams may hold (default half of `connections`); more are refused (429) */
+  streamConnections?: number;
 }
 
 export class HttpUpstream implements Upstream {
@@ -23,6 +26,7 @@ export class HttpUpstream implements Upstream {
   private readonly opts: HttpUpstreamOptions;
   /** connect failures and a periodic TCP probe: what /ready reports */
   private readonly reachability: Reachability;
+  private readonly streams: StreamShare;
 
   constructor(opts: HttpUpstreamOptions) {
     const url = new URL(opts.url);
@@ -31,6 +35,7 @@ export class HttpUpstream implements Upstream {
     this.target = url.origin;
     this.path = url.pathname + url.search;
     this.opts = opts;
+    this.streams = new StreamShare(opts.streamConnections !== undefined && opts.streamConnections >= 1 ? Math.min(Math.floor(opts.streamConnections), opts.connections) : defaultStreamShare(opts.connections));
     this.pool = new Pool(url.origin, {
       connections: opts.connections,
       headersTimeout: opts.requestTimeoutMs,
@@ -41,7 +46,22 @@ export class HttpUpstream implements Upstream {
   }
 
   send(req: UpstreamRequest, sink: ResponseSink): void {
-    const handler = new RelayHandler(sink, this.reachability);
+    if (req.method === 'GET') {
+      // a long-lived stream: within its share of the pool, refused (429) beyond it
+      const slot = this.streams.admit(sink, req.correlationId);
+      if (slot === undefined) return;
+      this.dispatch(req, new RelayHandler(slot, this.reachability));
+      sink.resume = () => slot.resume?.();
+      sink.abort = () => {
+        slot.release();
+        slot.abort?.();
+      };
+      return;
+    }
+    this.dispatch(req, new RelayHandler(sink, this.reachability));
+  }
+
+  private dispatch(req: UpstreamRequest, handler: RelayHandler): void {
     this.pool.dispatch(
       {
         path: this.path,

@@ -11,6 +11,7 @@ import net from 'node:net';
 import { GovError } from '../../core/errors.js';
 import type { HeaderMap, ResponseSink, Upstream, UpstreamHealth, UpstreamRequest } from '../types.js';
 import { Reachability, UNREACHABLE_CODES } from './probe.js';
+import { StreamShare, defaultStreamShare } from './stream-share.js';
 import { DEFAULT_MAX_HEAD_BYTES, ResponseParser, S_DONE, S_ERROR, type ParserHandler } from './parser.js';
 import { RequestHeaderError, RequestWriter } from './request.js';
 
@@ -24,6 +25,8 @@ export interface LeanHttpUpstreamOptions {
   connections: number;
   /** longest a socket waits idle for reuse (default 4000); a server's `Keep-Alive: timeout` lowers it */
   idleTimeoutMs?: number;
+  /** most upstream connections GET streams may hold (default half of `connections`); more are refused (429) */
+  streamConnections?: number;
   /** connect deadline (default min(5000, requestTimeoutMs)) */
   connectTimeoutMs?: number;
   /** largest response head and largest trailer section (default 64 KiB) */
@@ -451,6 +454,7 @@ export class LeanHttpUpstream implements Upstream {
   private closed = false;
   /** @internal connect failures and a periodic TCP probe: what /ready reports */
   readonly reachability: Reachability;
+  private readonly streams: StreamShare;
 
   constructor(opts: LeanHttpUpstreamOptions) {
     const url = new URL(opts.url);
@@ -471,6 +475,7 @@ export class LeanHttpUpstream implements Upstream {
     this.timer = setInterval(this.sweep, period);
     this.timer.unref();
     this.reachability = new Reachability(this.host, this.port);
+    this.streams = new StreamShare(opts.streamConnections !== undefined && opts.streamConnections >= 1 ? Math.min(Math.floor(opts.streamConnections), this.max) : defaultStreamShare(this.max));
   }
 
   health(): UpstreamHealth {
@@ -488,9 +493,35 @@ export class LeanHttpUpstream implements Upstream {
   }
 
   send(req: UpstreamRequest, sink: ResponseSink): void {
+    if (req.method === 'GET') {
+      this.sendStream(req, sink);
+      return;
+    }
     const job = new Job(sink);
     sink.resume = job.resume;
     sink.abort = job.abort;
+    this.dispatch(req, job, sink);
+  }
+
+  /** A GET stream: within its share of the pool (refused beyond it), its slot freed when it ends. */
+  private sendStream(req: UpstreamRequest, sink: ResponseSink): void {
+    const slot = this.streams.admit(sink, req.correlationId);
+    if (slot === undefined) return;
+    const job = new Job(slot);
+    sink.resume = job.resume;
+    sink.abort = () => {
+      slot.release();
+      job.abort();
+    };
+    this.dispatch(req, job, slot);
+  }
+
+  /** GET streams open now (holding or waiting for a connection) */
+  get openStreams(): number {
+    return this.streams.open;
+  }
+
+  private dispatch(req: UpstreamRequest, job: Job, sink: ResponseSink): void {
     if (this.closed) {
       job.state = J_DONE;
       sink.onError(leanUpstreamError(DESTROYED, 'upstream client closed', 0));
