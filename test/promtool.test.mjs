@@ -67,6 +67,8 @@ const NEW = {
   thoughtgate_framing_errors_total: 'counter',
   thoughtgate_config_reloads_total: 'counter',
   thoughtgate_audit_dropped_total: 'counter',
+  thoughtgate_audit_writable: 'gauge',
+  thoughtgate_audit_unrecorded_total: 'counter',
 };
 
 let server;
@@ -76,6 +78,8 @@ let readiness = { ready: false, reason: 'lifecycle_state: starting', checks: { c
 
 function recordEverything() {
   metrics.setLifecycle('ready');
+  metrics.setAuditWritable(true);
+  metrics.recordAuditUnrecorded('forwarded');
   metrics.recordRequest('tools/call', 'echo', 'success', 3.5);
   metrics.recordRequest('tools/call', 'delete_user', 'error', 0.4);
   metrics.recordRequest('tools/list', undefined, 'success', 12);
