@@ -245,6 +245,14 @@ export async function startSidecar(s: Settings): Promise<Sidecar> {
   };
   const onSighup = (): void => void reload('SIGHUP');
   process.on('SIGHUP', onSighup);
+  // The last line of containment (transport/contain.ts wraps every callback): whatever still
+  // escapes is logged with its stack and counted, and the sidecar goes on serving everyone else.
+  const escaped = (what: string) => (err: unknown): void => {
+    metrics.recordError('internal_error', 'unknown');
+    logger.error({ err: err instanceof Error ? { message: err.message, stack: err.stack } : String(err) }, `${what}; the sidecar keeps serving`);
+  };
+  process.on('uncaughtException', escaped('uncaught exception'));
+  process.on('unhandledRejection', escaped('unhandled promise rejection'));
   const watcher = watchFiles([configPath, ...(snapshot.config.cedar?.policies ?? []), ...(snapshot.config.cedar?.schema ? [snapshot.config.cedar.schema] : [])], (why) => void reload(why));
 
   ready = { ready: true, checks: { config_loaded: true, upstream_reachable: true, approval_store_initialized: true } };
