@@ -133,3 +133,35 @@ test('notifications/cancelled withdraws the held call it names (cancelled, never
     await p.stop();
   }
 });
+
+test('a held call whose client closes its connection is withdrawn (never run for nobody); a task outlives its connection', async () => {
+  const { connect } = await import('node:net');
+  const u = await upstream();
+  const p = await startProxy(yaml(u));
+  try {
+    const s = await rawSession(p.url, '2025-11-25');
+    const target = new URL(p.url);
+    const body = JSON.stringify(call(71, 'hold_gone', { tag: 'gone-client' }));
+    const sock = connect(Number(target.port), target.hostname);
+    await new Promise((r) => sock.once('connect', r));
+    const head = Object.entries({ ...s.headers, 'content-type': 'application/json', accept: 'application/json, text/event-stream' }).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+    sock.write(`POST ${target.pathname} HTTP/1.1\r\nhost: ${target.host}\r\n${head}content-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+    sock.on('data', () => {});
+    sock.on('error', () => {});
+    const rec = await until('held', async () => (await list(p)).find((x) => JSON.stringify(x.arguments).includes('gone-client')));
+    const task = await post(p.url, call(72, 'hold_task', { tag: 'task-stays' }, { task: { ttl: 600000 } }), s.headers);
+    const taskId = task.messages.find((m) => m.id === 72)?.result?.task?.taskId;
+    assert.ok(taskId, `a task was made: ${task.text.slice(0, 200)}`);
+    sock.destroy(); // the client goes away
+    const gone = await until('withdrawn', async () => (await list(p, 'cancelled')).find((x) => x.id === rec.id));
+    assert.equal(gone.decided_by, 'system:client-gone');
+    // an approval can no longer run it
+    const r = await fetch(`http://127.0.0.1:${p.adminPort}/api/approvals/${rec.id}/approve`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body: '{}' });
+    assert.equal(r.status, 409, 'already decided');
+    await sleep(200);
+    assert.equal(sawArg(u, 'gone-client'), 0, 'never forwarded');
+    assert.ok((await list(p)).some((x) => x.id === taskId), 'the task (whose connection also closed) stays pending');
+  } finally {
+    await p.stop();
+  }
+});

@@ -21,6 +21,8 @@ import type { ApprovalEngine } from './engine.js';
 import { TERMINAL_STATES, type ApprovalRecord, type HeldRequest, type Outcome } from './types.js';
 
 export const TASK_ID_PREFIX = 'tg_';
+/** who withdrew a held call whose client closed its connection or stream */
+export const CLIENT_GONE = 'system:client-gone';
 /** ids of the elicitation requests we send held clients; their answers are not forwarded */
 export const ELICITATION_ID_PREFIX = 'tg-elicit-';
 const JSON_HEADERS: HeaderMap = { 'content-type': 'application/json' };
@@ -372,7 +374,15 @@ class HeldExchange {
   start(): void {
     const ex = this.ex;
     this.registry.add(this);
-    ex.onAbort = () => this.stop(); // the record stays: it may still be approved and its result kept
+    // The client went away (connection or stream closed; on 2026-07-28 closing the stream is
+    // cancellation): nobody waits for this call, so its approval is withdrawn rather than left to
+    // run for nobody. Tasks never come here (they outlive connections by design), and a sidecar
+    // restart ends held exchanges through abandon(), which keeps the approval.
+    ex.onAbort = () => {
+      if (this.done) return;
+      this.stop();
+      this.o.engine.cancel(this.rec.id, CLIENT_GONE).catch(() => { /* the store failed: the approval times out instead */ });
+    };
     ex.onDrain = null;
     ex.writeHead(200, this.sse ? { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' } : JSON_HEADERS);
     if (this.sse && this.urlElicitation) {
