@@ -5,10 +5,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { resolveSettings, SettingsError } from '../cli/settings.js';
 
-test('defaults: 4 MiB per held call (900 KB arguments twice fit, 5 MB do not), 512 MiB pending in all', () => {
+test('defaults: 4 MiB per held call (900 KB arguments twice fit, 5 MB do not), 64 MiB pending in all (one noisy client cannot hold the heap: 300 × 900 KB took RSS 68 → 648 MiB under 512 MiB, → 249 MiB under 64 MiB)', () => {
   const a = resolveSettings({}, {}).approvals;
   assert.equal(a.maxApprovalBytes, 4 * 1024 * 1024);
-  assert.equal(a.maxPendingApprovalBytes, 512 * 1024 * 1024);
+  assert.equal(a.maxPendingApprovalBytes, 64 * 1024 * 1024);
   assert.ok(2 * 900_000 + 200 < a.maxApprovalBytes, 'a 900 KB argument (body + arguments) is under the per-record limit');
   assert.ok(2 * 5_000_000 > a.maxApprovalBytes && 5_000_000 > a.maxApprovalBytes, 'a 5 MB argument is over it');
 });

@@ -162,7 +162,7 @@ export const ENV_HELP: ReadonlyArray<readonly [string, string]> = [
   ['THOUGHTGATE_STATE', 'approval store: a directory or redis://host:port/db (replicas share it); overrides the config\'s state:'],
   ['THOUGHTGATE_MAX_PENDING_APPROVALS', 'most approvals waiting at once; more get -32009 (default 1000)'],
   ['THOUGHTGATE_MAX_APPROVAL_BYTES', 'largest call held for approval, request body + arguments in bytes; bigger ones are refused at once with -32602 (default 4194304)'],
-  ['THOUGHTGATE_MAX_PENDING_APPROVAL_BYTES', 'bytes of all approvals waiting at once (request bodies + arguments); more get -32009 (default 536870912)'],
+  ['THOUGHTGATE_MAX_PENDING_APPROVAL_BYTES', 'bytes of all approvals waiting at once (request bodies + arguments); more get -32009 (default 67108864)'],
   ['THOUGHTGATE_APPROVAL_TIMEOUT_SECS', 'approval timeout of approve rules without a workflow (default 600)'],
   ['THOUGHTGATE_APPROVAL_RETENTION_SECS', 'how long a finished approval and its result are kept (default 3600)'],
   ['THOUGHTGATE_TASK_TTL_MIN_SECS', 'shortest task ttl granted to a client (default 60)'],
@@ -253,7 +253,7 @@ export function resolveSettings(flags: Flags, env: Env = process.env): Settings 
       maxPending: int(env, 'THOUGHTGATE_MAX_PENDING_APPROVALS', 1000, 1, 1_000_000),
       // 4 MiB: a held call carries its arguments twice (body + parsed), so ~2 MB arguments fit; 5 MB do not
       maxApprovalBytes: int(env, 'THOUGHTGATE_MAX_APPROVAL_BYTES', 4 * 1024 * 1024, 1024, 1 << 30),
-      maxPendingApprovalBytes: int(env, 'THOUGHTGATE_MAX_PENDING_APPROVAL_BYTES', 512 * 1024 * 1024, 1024, 2 ** 40),
+      maxPendingApprovalBytes: int(env, 'THOUGHTGATE_MAX_PENDING_APPROVAL_BYTES', 64 * 1024 * 1024, 1024, 2 ** 40),
       defaultTimeoutMs: int(env, 'THOUGHTGATE_APPROVAL_TIMEOUT_SECS', 600, 5, 7 * 86_400) * 1000,
       retentionMs: int(env, 'THOUGHTGATE_APPROVAL_RETENTION_SECS', 3600, 1, 30 * 86_400) * 1000,
       taskTtlMinMs: int(env, 'THOUGHTGATE_TASK_TTL_MIN_SECS', 60, 1, 30 * 86_400) * 1000,
