@@ -15,7 +15,7 @@ import { filterListResponse } from './gates/list-filter.js';
 import type { Decision, Subject } from './gates/decision.js';
 import type { Principal } from './core/policy-engine.js';
 import { GOVERNED_METHODS, LIST_METHODS, MCP_CLIENT_METHODS, classifyMethod, lookalikeOf, resourceNameOf, resourceOf, subscribedUris, type ResourceKind } from './policy/governable.js';
-import { canonicalTemplate, canonicalUri } from './policy/canonical.js';
+import { canonicalProblem } from './policy/canonical.js';
 import type { Snapshot } from './policy/types.js';
 import { Relay, type RelayContext } from './response/relay.js';
 import { API_PREFIX, handleDecisionApi, type DecisionApiDeps } from './admin/decision-api.js';
@@ -405,15 +405,11 @@ export class Pipeline {
       // header out of step with it, the same for held calls replayed later and stdio lines),
       // and no server can read a second name into it. Clients that take URIs from
       // resources/list already send canonical ones; the error names the form to send.
-      const canonical = kind === 'uri' ? canonicalUri(resource) : canonicalTemplate(resource);
+      const problem = canonicalProblem(method, resource, kind);
       // Recorded like a denial (audit line, BLOCKED log): a respelt URI is how a bypass is tried.
-      if (canonical === undefined) {
-        return this.refusal(method, params, new GovError('invalid_params', { subject: `'${resource}' in ${method} is not an absolute URI` }),
-          `not an absolute URI: ${JSON.stringify(resource)}`, correlationId, sessionId, snapshot, source)!;
-      }
-      if (canonical !== resource) {
-        return this.refusal(method, params, new GovError('invalid_params', { subject: `resource URI '${resource}' is not in canonical form; send '${canonical}'`, details: canonical }),
-          `non-canonical URI ${JSON.stringify(resource)} (canonical: ${canonical})`, correlationId, sessionId, snapshot, source)!;
+      if (problem !== undefined) {
+        const err = new GovError('invalid_params', problem.canonical === undefined ? { subject: problem.message } : { subject: problem.message, details: problem.canonical });
+        return this.refusal(method, params, err, problem.reason, correlationId, sessionId, snapshot, source)!;
       }
     }
     const t0 = performance.now();

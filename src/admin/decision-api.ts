@@ -12,7 +12,7 @@ import { randomUUID } from 'node:crypto';
 import { bearerMatcher } from '../core/secret.js';
 import { isLoopbackAddress } from '../transport/peer.js';
 import { FORWARD_UNGOVERNED, GATE_LABELS, type Decision } from '../gates/decision.js';
-import { canonicalTemplate, canonicalUri } from '../policy/canonical.js';
+import { canonicalProblem } from '../policy/canonical.js';
 import { GOVERNED_METHODS, resourceOf, type ResourceKind } from '../policy/governable.js';
 import type { Snapshot } from '../policy/types.js';
 import type { HeaderMap } from '../upstream/types.js';
@@ -106,9 +106,8 @@ export function toQuery(a: unknown, defaultSource: string): ApiQuery | string {
   }
   if (resource !== undefined && kind !== undefined && kind !== 'name') {
     // As on the proxy path: a URI is judged in its canonical form only; another spelling is refused.
-    const canonical = kind === 'uri' ? canonicalUri(resource) : canonicalTemplate(resource);
-    if (canonical === undefined) return `'${resource}' in ${method} is not an absolute URI`;
-    if (canonical !== resource) return `resource URI '${resource}' is not in canonical form; send '${canonical}'`;
+    const problem = canonicalProblem(method, resource, kind);
+    if (problem !== undefined) return problem.message;
   }
   return {
     method,

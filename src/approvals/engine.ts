@@ -542,11 +542,5 @@ export class ApprovalEngine implements ApprovalDecider {
   }
 }
 
-/** `slack:U123` → `U123`: allow-lists name people by their channel's id. */
-export function approverId(by: string): string {
-  const colon = by.indexOf(':');
-  return colon === -1 ? by : by.slice(colon + 1);
-}
-
 /** How long a claimed nonce is kept past its window at most (a bound on what a caller can make us store). */
 const MAX_NONCE_MS = 24 * 3_600_000;

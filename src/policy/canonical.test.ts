@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { canonicalPrefix, canonicalTemplate, canonicalUri, looksLikeUri } from './canonical.js';
+import { canonicalPrefix, canonicalProblem, canonicalTemplate, canonicalUri, looksLikeUri } from './canonical.js';
 
 describe('canonical resource URIs', () => {
   it('maps every spelling a WHATWG server reads as one resource to one string', () => {
@@ -49,5 +49,19 @@ describe('canonical resource URIs', () => {
     assert.equal(canonicalTemplate(' file:///e\ttc/{id}\n'), 'file:///etc/{id}');
     assert.equal(looksLikeUri('file:///x'), true);
     assert.equal(looksLikeUri('delete_user'), false);
+  });
+});
+
+describe('canonicalProblem (one refusal for the proxy path and the decision API)', () => {
+  it('names the form to send, or says the URI is not absolute, or finds nothing', () => {
+    assert.deepEqual(canonicalProblem('resources/read', 'FILE:///tmp/../etc/passwd', 'uri'), {
+      message: "resource URI 'FILE:///tmp/../etc/passwd' is not in canonical form; send 'file:///etc/passwd'",
+      reason: 'non-canonical URI "FILE:///tmp/../etc/passwd" (canonical: file:///etc/passwd)',
+      canonical: 'file:///etc/passwd',
+    });
+    assert.equal(canonicalProblem('resources/read', '/etc/passwd', 'uri')?.message, "'/etc/passwd' in resources/read is not an absolute URI");
+    assert.equal(canonicalProblem('resources/read', 'file:///etc/passwd', 'uri'), undefined);
+    assert.equal(canonicalProblem('completion/complete', 'demo://resource/{id}', 'template'), undefined);
+    assert.equal(canonicalProblem('completion/complete', 'DEMO://resource/{id}', 'template')?.canonical, 'demo://resource/{id}');
   });
 });

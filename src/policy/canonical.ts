@@ -77,3 +77,16 @@ export function canonicalTemplate(raw: string): string {
   if (brace < 0) return canonicalUri(template) ?? template;
   return canonicalPrefix(template.slice(0, brace)) + template.slice(brace);
 }
+
+/**
+ * Why a URI (kind 'uri') or URI template (kind 'template') named by `method` cannot be judged
+ * as sent, or undefined when it is in canonical form. One canonical name is judged and
+ * forwarded: a spelling that is not that form is refused rather than rewritten (the proxy path
+ * and the decision API alike). `canonical` is the form to send, when there is one.
+ */
+export function canonicalProblem(method: string, resource: string, kind: 'uri' | 'template'): { message: string; reason: string; canonical?: string } | undefined {
+  const canonical = kind === 'uri' ? canonicalUri(resource) : canonicalTemplate(resource);
+  if (canonical === undefined) return { message: `'${resource}' in ${method} is not an absolute URI`, reason: `not an absolute URI: ${JSON.stringify(resource)}` };
+  if (canonical === resource) return undefined;
+  return { message: `resource URI '${resource}' is not in canonical form; send '${canonical}'`, reason: `non-canonical URI ${JSON.stringify(resource)} (canonical: ${canonical})`, canonical };
+}

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import {
   GOVERNED_METHODS, LIST_ITEM_KIND, LIST_ITEM_NAME, LIST_METHODS, MCP_CLIENT_METHODS, classifyMethod, isGoverned, listItemName,
-  lookalikeOf, resourceFieldOf, resourceKindOf, resourceNameOf, resourceOf, subscribedUris,
+  lookalikeOf, resourceKindOf, resourceNameOf, resourceOf, subscribedUris,
 } from './governable.js';
 import { skeleton } from '../core/confusables.js';
 
@@ -47,8 +47,6 @@ describe('governable methods', () => {
     assert.equal(isGoverned('tools/call'), true);
     assert.equal(isGoverned('completion/complete'), true);
     assert.equal(isGoverned('Tools/call'), false);
-    assert.equal(resourceFieldOf('resources/read'), 'uri');
-    assert.equal(resourceFieldOf('tools/list'), undefined);
     assert.equal(resourceKindOf('resources/unsubscribe'), 'uri');
     assert.equal(resourceKindOf('tools/call'), 'name');
   });

@@ -114,12 +114,6 @@ export const LIST_ITEM_NAME: Readonly<Record<ListKey, 'name' | 'uri' | 'uriTempl
 
 export const isGoverned = (method: string): boolean => GOVERNED_METHODS.has(method);
 
-/** The params field naming a governed request's resource, for error messages. */
-export const resourceFieldOf = (method: string): string | undefined => {
-  const f = GOVERNED_METHODS.get(method);
-  return f === 'subscriptions' ? 'notifications.resourceSubscriptions' : f;
-};
-
 /** How a resource name is compared: a tool or prompt name, a resource URI, or a URI template. */
 export type ResourceKind = 'name' | 'uri' | 'template';
 
