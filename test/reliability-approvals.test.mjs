@@ -165,3 +165,114 @@ test('a held call whose client closes its connection is withdrawn (never run for
     await p.stop();
   }
 });
+
+/** POST /api/approvals/<id>/approve as the operator */
+async function approve(p, id) {
+  const r = await fetch(`http://127.0.0.1:${p.adminPort}/api/approvals/${id}/approve`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body: '{}' });
+  assert.equal(r.status, 200, await r.text());
+}
+
+test('approved after its client was gone (sidecar killed meanwhile): not run for nobody; the identical retry runs it once, a second retry asks again', async () => {
+  const u = await upstream();
+  const env = { THOUGHTGATE_STATE_DIR: tempDir() };
+  const p1 = await startProxy(yaml(u), { env });
+  let id;
+  try {
+    const s = await rawSession(p1.url);
+    post(p1.url, call(71, 'hold_retry', { tag: 'retry-me', n: 1 }), s.headers).catch(() => {});
+    id = (await until('held', async () => (await list(p1)).find((x) => JSON.stringify(x.arguments).includes('retry-me')))).id;
+  } finally {
+    p1.proc.kill('SIGKILL');
+    await p1.exited;
+  }
+  const p2 = await startProxy(yaml(u), { env });
+  try {
+    await approve(p2, id);
+    await until('parked, approved', async () => (await list(p2, 'approved')).some((x) => x.id === id));
+    // the sweep and change handlers have had their turn: still nothing ran
+    await sleep(300);
+    assert.equal(sawArg(u, 'retry-me'), 0, 'an approved call whose client is gone is not executed');
+    assert.match(p2.logText(), /its client is gone/);
+
+    // Another call (other arguments) is not the approved one: it is held, not forwarded.
+    const s = await rawSession(p2.url);
+    post(p2.url, call(72, 'hold_retry', { tag: 'retry-me', n: 2 }), s.headers).catch(() => {});
+    await until('the different call held', async () => (await list(p2)).some((x) => JSON.stringify(x.arguments).includes('"n":2')));
+    assert.equal(sawArg(u, 'retry-me'), 0);
+
+    // The identical call (arguments in another key order): forwarded once, answered by the upstream.
+    const r = await post(p2.url, call(73, 'hold_retry', { n: 1, tag: 'retry-me' }), s.headers);
+    const m = r.messages.find((x) => x.id === 73);
+    assert.ok(m?.result, JSON.stringify(r.messages));
+    assert.equal(sawArg(u, 'retry-me'), 1, 'ran once, on the retry');
+    await until('completed', async () => (await list(p2, 'completed')).some((x) => x.id === id));
+
+    // The approval is used up: the same call again asks a person again.
+    post(p2.url, call(74, 'hold_retry', { tag: 'retry-me', n: 1 }), s.headers).catch(() => {});
+    await until('asked again', async () => (await list(p2)).filter((x) => JSON.stringify(x.arguments).includes('"n":1')).length === 1);
+    assert.equal(sawArg(u, 'retry-me'), 1, 'not run a second time');
+  } finally {
+    await p2.stop();
+  }
+});
+
+test('a call retried while its approval is still pending (its first request gone) waits on that approval instead of asking twice', async () => {
+  const u = await upstream();
+  const env = { THOUGHTGATE_STATE_DIR: tempDir() };
+  const p1 = await startProxy(yaml(u), { env });
+  try {
+    const s = await rawSession(p1.url);
+    post(p1.url, call(81, 'hold_again', { tag: 'again-me' }), s.headers).catch(() => {});
+    await until('held', async () => (await list(p1)).some((x) => JSON.stringify(x.arguments).includes('again-me')));
+  } finally {
+    await p1.stop(); // SIGTERM: the held client is told to retry; the approval stays pending
+  }
+  const p2 = await startProxy(yaml(u), { env });
+  try {
+    const s = await rawSession(p2.url);
+    const retried = post(p2.url, call(82, 'hold_again', { tag: 'again-me' }), s.headers);
+    await sleep(300);
+    const pending = (await list(p2)).filter((x) => JSON.stringify(x.arguments).includes('again-me'));
+    assert.equal(pending.length, 1, 'one approval, not two');
+    await approve(p2, pending[0].id);
+    const r = await retried;
+    assert.ok(r.messages.find((x) => x.id === 82)?.result, JSON.stringify(r.messages));
+    assert.equal(sawArg(u, 'again-me'), 1, 'ran once, answered to the retry');
+  } finally {
+    await p2.stop();
+  }
+});
+
+test('pending approvals per client: one session at its cap gets -32009 with retry_after; another session is still held', async () => {
+  // each initialize gets its own upstream session (the recording upstream's default is one for all)
+  let sessions = 0;
+  const u = await startRecordingUpstream({
+    behave: (req, raw, res) => {
+      if (!raw.toString().includes('"initialize"')) return false;
+      const { id } = JSON.parse(raw.toString());
+      res.writeHead(200, { 'content-type': 'application/json', 'mcp-session-id': `sess-cap-${++sessions}` });
+      res.end(JSON.stringify({ jsonrpc: '2.0', id, result: { protocolVersion: '2025-06-18', capabilities: { tools: {} }, serverInfo: { name: 'rec', version: '1' } } }));
+      return true;
+    },
+  });
+  upstreams.push(u);
+  const p = await startProxy(yaml(u), { env: { THOUGHTGATE_MAX_PENDING_APPROVALS_PER_CLIENT: '2' } });
+  try {
+    const a = await rawSession(p.url);
+    const b = await rawSession(p.url);
+    for (const n of [0, 1]) {
+      post(p.url, call(90 + n, 'hold_cap', { tag: `cap-a-${n}` }), a.headers).catch(() => {});
+      await until(`cap-a-${n}`, async () => (await list(p)).some((x) => JSON.stringify(x.arguments).includes(`cap-a-${n}`)));
+    }
+    const r = await post(p.url, call(92, 'hold_cap', { tag: 'cap-a-2' }), a.headers);
+    const err = r.messages.find((m) => m.id === 92)?.error;
+    assert.equal(err?.code, -32009, JSON.stringify(r.messages));
+    assert.ok(err.data?.retry_after > 0);
+    assert.match(err.message + JSON.stringify(err.data), /THOUGHTGATE_MAX_PENDING_APPROVALS_PER_CLIENT/);
+    post(p.url, call(93, 'hold_cap', { tag: 'cap-b-0' }), b.headers).catch(() => {});
+    await until('the other session held', async () => (await list(p)).some((x) => JSON.stringify(x.arguments).includes('cap-b-0')));
+    assert.equal(sawArg(u, 'cap-'), 0);
+  } finally {
+    await p.stop();
+  }
+});

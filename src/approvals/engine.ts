@@ -43,6 +43,33 @@ export interface EngineOptions {
   sweepMs?: number;
   /** the current snapshot's workflows (the admin API finds per-approver tokens here) */
   workflows?: () => Readonly<Record<string, WorkflowConfig>>;
+  /**
+   * whether a client still waits for this held call (its request is held open here); an
+   * approved held call nobody waits for is parked until its identical retry (default: always)
+   */
+  hasWaiter?: (rec: ApprovalRecord) => boolean;
+  /** how long a parked approved call may be redeemed by its client's retry (ms, default 15 min) */
+  retryWindowMs?: number;
+  /** non-terminal records of one client (principal + session) at most (-32009 past it; default: maxPending) */
+  maxPendingPerClient?: number;
+}
+
+/** How long an approved call whose client went away waits for that client's retry, by default. */
+export const DEFAULT_RETRY_WINDOW_MS = 15 * 60_000;
+
+/** Who cancels a parked approval that was never retried. */
+export const SYSTEM_NO_RETRY = 'system:no-retry';
+
+/** What a retried call is matched on: the approval was for exactly this call from this caller. */
+export interface RetryKey {
+  principal: string;
+  sourceId: string;
+  tool: string;
+  arguments: unknown;
+}
+
+function sameCall(r: ApprovalRecord, q: RetryKey, argsKey: string): boolean {
+  return r.mode === 'held' && r.principal === q.principal && r.sourceId === q.sourceId && r.tool === q.tool && canonicalJson(r.arguments ?? {}) === argsKey;
 }
 
 export interface NewApproval {
@@ -170,6 +197,14 @@ export class ApprovalEngine implements ApprovalDecider {
         details: `the call is ${bytes} bytes (request body + arguments), over the size limit of ${maxRecord} bytes for a call awaiting approval (THOUGHTGATE_MAX_APPROVAL_BYTES); it was not held or forwarded`,
       });
     }
+    const perClient = this.o.maxPendingPerClient;
+    if (perClient !== undefined && perClient < this.o.maxPending) {
+      // One client cannot fill every slot: the others' calls can still be held.
+      const mine = (await this.o.store.list()).filter((r) => !TERMINAL_STATES.has(r.state) && r.principal === n.principal && (r.sessionId ?? null) === (n.sessionId ?? null)).length;
+      if (mine >= perClient) {
+        throw new GovError('rate_limited', { tool: n.tool, details: `this client (principal and session) has ${mine} approvals waiting, its limit (THOUGHTGATE_MAX_PENDING_APPROVALS_PER_CLIENT is ${perClient}); the call was not held or forwarded`, retryAfter: 60 });
+      }
+    }
     const now = this.now();
     const expiresAt = now + n.timeoutMs;
     const rec: ApprovalRecord = {
@@ -220,7 +255,7 @@ export class ApprovalEngine implements ApprovalDecider {
     }
     this.o.events.transition(rec, 'new');
     if (rec.state === 'approved') {
-      await this.maybeExecute(rec);
+      await this.maybeExecute(rec, true); // its caller is here, waiting for this very answer
       return rec;
     }
     this.arm(rec);
@@ -395,6 +430,15 @@ export class ApprovalEngine implements ApprovalDecider {
     this.timers.set(rec.id, t);
   }
 
+  /** A parked approval whose client never retried in time: cancelled, never executed. */
+  private async unclaimed(id: string): Promise<void> {
+    const at = this.now();
+    const { rec, changed } = await this.o.store.update(id, (r) => (r.state === 'approved' && r.awaitingRetryUntil !== undefined && r.awaitingRetryUntil <= at
+      ? { ...r, state: 'cancelled', awaitingRetryUntil: undefined, reason: `approved by ${r.decidedBy ?? 'unknown'}, but its client was gone and did not retry in time; not executed`, decidedBy: SYSTEM_NO_RETRY, decidedAt: at, updatedAt: at, keepUntil: Math.max(r.keepUntil, at + this.o.retentionMs) }
+      : undefined));
+    if (rec !== undefined && changed) await this.settled(rec, 'approved', SYSTEM_NO_RETRY);
+  }
+
   /** Deadline passed with no decision: on_timeout deny → expired; approve → approved by the system. */
   private async expire(id: string): Promise<void> {
     const at = this.now();
@@ -449,9 +493,16 @@ export class ApprovalEngine implements ApprovalDecider {
     this.o.events.log('info', 'standing approval granted', { grant_id: grant.id, tool: grant.tool, scope: g.scope, by: grant.grantedBy });
   }
 
-  /** approved → executing (once, across replicas) → completed | failed. */
-  private async maybeExecute(rec: ApprovalRecord): Promise<void> {
-    if (rec.state !== 'approved' || rec.owner !== this.o.replicaId || this.closed) return;
+  /**
+   * approved → executing (once, across replicas) → completed | failed. A held call whose client
+   * is gone is parked instead (see `awaitingRetryUntil`): nothing runs that nobody waits for.
+   */
+  private async maybeExecute(rec: ApprovalRecord, callerPresent = false): Promise<void> {
+    if (rec.state !== 'approved' || rec.owner !== this.o.replicaId || this.closed || rec.awaitingRetryUntil !== undefined) return;
+    if (!callerPresent && rec.mode === 'held' && this.o.hasWaiter !== undefined && !this.o.hasWaiter(rec)) {
+      await this.park(rec);
+      return;
+    }
     const at = this.now();
     const claimed = await this.o.store.update(rec.id, (r) => (r.state === 'approved' && r.owner === this.o.replicaId ? { ...r, state: 'executing', updatedAt: at } : undefined));
     if (!claimed.changed || claimed.rec === undefined) return;
@@ -469,6 +520,70 @@ export class ApprovalEngine implements ApprovalDecider {
       ? { ...r, state, outcome, updatedAt: done, keepUntil: Math.max(r.keepUntil, done + this.o.retentionMs) }
       : undefined));
     if (fin !== undefined) this.o.events.transition(fin, 'executing');
+  }
+
+  private async park(rec: ApprovalRecord): Promise<void> {
+    const until = this.now() + (this.o.retryWindowMs ?? DEFAULT_RETRY_WINDOW_MS);
+    const { rec: parked, changed } = await this.o.store.update(rec.id, (r) => (r.state === 'approved' && r.owner === this.o.replicaId && r.awaitingRetryUntil === undefined
+      ? { ...r, awaitingRetryUntil: until, updatedAt: this.now() }
+      : undefined));
+    if (!changed || parked === undefined) return;
+    this.o.events.log('info', 'approved call not executed: its client is gone; it runs if the identical call is retried in time', {
+      approval_id: rec.id, tool: rec.tool, retry_until: new Date(until).toISOString(),
+    });
+  }
+
+  /**
+   * The client retried a call that was approved after it had gone: the parked approval is used
+   * (once, across replicas) and the retry is forwarded by the caller. Undefined when none matches.
+   */
+  async redeemRetry(q: RetryKey, correlationId: string): Promise<ApprovalRecord | undefined> {
+    const now = this.now();
+    const argsKey = canonicalJson(q.arguments ?? {});
+    const candidates = (await this.o.store.list()).filter((r) => r.state === 'approved' && r.awaitingRetryUntil !== undefined && r.awaitingRetryUntil > now && sameCall(r, q, argsKey));
+    for (const c of candidates) {
+      const { rec, changed } = await this.o.store.update(c.id, (r) => (r.state === 'approved' && r.awaitingRetryUntil !== undefined && r.awaitingRetryUntil > now
+        ? { ...r, state: 'completed', awaitingRetryUntil: undefined, reason: `executed when its client retried (correlation ${correlationId})`, outcome: { result: {} }, updatedAt: now, keepUntil: Math.max(r.keepUntil, now + this.o.retentionMs) }
+        : undefined));
+      if (changed && rec !== undefined) {
+        this.o.events.transition(rec, 'approved');
+        return rec;
+      }
+    }
+    return undefined;
+  }
+
+  /**
+   * A client started waiting for this record (the hold is registered just after the record is
+   * stored, so a decision may have come first): a call parked meanwhile runs now after all.
+   */
+  async resume(id: string): Promise<void> {
+    const { rec, changed } = await this.o.store.update(id, (r) => (r.state === 'approved' && r.awaitingRetryUntil !== undefined && r.owner === this.o.replicaId
+      ? { ...r, awaitingRetryUntil: undefined, updatedAt: this.now() }
+      : undefined));
+    if (changed && rec !== undefined) await this.maybeExecute(rec, true);
+  }
+
+  /**
+   * The client retried a call still awaiting its decision, with nobody waiting for the first
+   * request (its client went away, or the sidecar restarted): the retry waits on that approval
+   * instead of asking people a second time. The record now answers the retry's request.
+   */
+  async reattach(q: RetryKey, next: { request: ApprovalRecord['request']; requestId: string | number; sessionId: string | undefined }): Promise<ApprovalRecord | undefined> {
+    const waiter = this.o.hasWaiter;
+    if (waiter === undefined) return undefined;
+    const argsKey = canonicalJson(q.arguments ?? {});
+    const candidates = (await this.o.store.list()).filter((r) => r.state === 'pending' && r.owner === this.o.replicaId && sameCall(r, q, argsKey) && !waiter(r));
+    for (const c of candidates) {
+      const { rec, changed } = await this.o.store.update(c.id, (r) => (r.state === 'pending' && r.owner === this.o.replicaId && !waiter(r)
+        ? { ...r, request: next.request, requestId: next.requestId, sessionId: next.sessionId, updatedAt: this.now() }
+        : undefined));
+      if (changed && rec !== undefined) {
+        this.o.events.log('info', 'a retried call waits on its earlier approval', { approval_id: rec.id, tool: rec.tool });
+        return rec;
+      }
+    }
+    return undefined;
   }
 
   /** A change made anywhere: wake local watchers; execute approved calls we hold. */
@@ -529,6 +644,7 @@ export class ApprovalEngine implements ApprovalDecider {
       for (const r of await this.o.store.list()) {
         if (TERMINAL_STATES.has(r.state) && r.keepUntil <= now) await this.o.store.delete(r.id);
         else if (r.state === 'pending' && r.expiresAt <= now) await this.expire(r.id);
+        else if (r.state === 'approved' && r.awaitingRetryUntil !== undefined && r.awaitingRetryUntil <= now) await this.unclaimed(r.id);
         // an approval this replica missed (a lost notification, a store error mid-claim): run it now, without holding up the sweep
         else if (r.state === 'approved' && r.owner === this.o.replicaId) {
           this.maybeExecute(r).catch((err: Error) => this.o.events.log('warn', 'approved call could not be executed', { approval_id: r.id, err: err.message }));

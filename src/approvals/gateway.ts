@@ -44,6 +44,11 @@ export interface GatewayOptions {
   channelFor: (name: string, workflow: WorkflowConfig | undefined) => string;
   /** where a person approves (shown to clients that are kept waiting) */
   consoleUrl: string;
+  /**
+   * ids of held calls whose client is waiting right now, shared by every gateway of the process
+   * (the engine parks an approved call that is not in it instead of running it for nobody)
+   */
+  waiting?: Set<string>;
 }
 
 /** What the pipeline knows about the call being held. */
@@ -76,7 +81,7 @@ function statusMessage(r: ApprovalRecord): string {
     case 'failed': return `Approved by ${r.decidedBy}; the call failed`;
     case 'rejected': return `Rejected by ${r.decidedBy}${r.reason ? `: ${r.reason}` : ''}`;
     case 'expired': return `No decision within ${Math.round((r.expiresAt - r.createdAt) / 1000)}s; not executed`;
-    case 'cancelled': return `Cancelled by ${r.decidedBy}`;
+    case 'cancelled': return `Cancelled by ${r.decidedBy}${r.reason ? `: ${r.reason}` : ''}`;
   }
 }
 
@@ -101,7 +106,7 @@ export function outcomeError(r: ApprovalRecord): GovError | undefined {
     case 'expired':
       return new GovError('approval_timeout', { tool: r.tool, details: `after ${Math.round((r.expiresAt - r.createdAt) / 1000)}s with no decision; not executed` });
     case 'cancelled':
-      return new GovError('task_cancelled', { subject: r.id, tool: r.tool, details: `cancelled by ${r.decidedBy}` });
+      return new GovError('task_cancelled', { subject: r.id, tool: r.tool, details: `cancelled by ${r.decidedBy}${r.reason ? `: ${r.reason}` : ''}` });
     default:
       return undefined;
   }
@@ -211,7 +216,12 @@ export class ApprovalGateway {
     };
     this.ask(call, request, undefined, true).then((rec) => {
       if (rec === 'granted') return; // not reached: recordGranted
-      o.engine.whenSettled(rec.id, (r) => r && answer(finalResponse(r, call.message.id, call.correlationId)));
+      o.waiting?.add(rec.id);
+      o.engine.whenSettled(rec.id, (r) => {
+        if (r === undefined) return;
+        o.waiting?.delete(rec.id);
+        answer(finalResponse(r, call.message.id, call.correlationId));
+      });
     }, fail);
   }
 
@@ -219,6 +229,14 @@ export class ApprovalGateway {
     const { message, subject, decision, snapshot } = call;
     const o = this.o;
     const tool = subject.resource!;
+    if (task === undefined && !recordGranted && request.path !== 'stdio') {
+      // The client is back with the very call it made before going away (or before the sidecar
+      // restarted): an approval already given runs it now, once; one still pending is waited on.
+      const key = { principal: o.principal.id, sourceId: subject.sourceId, tool, arguments: subject.arguments ?? {} };
+      if ((await o.engine.redeemRetry(key, call.correlationId)) !== undefined) return 'granted';
+      const earlier = await o.engine.reattach(key, { request, requestId: message.id, sessionId: call.sessionId });
+      if (earlier !== undefined) return earlier;
+    }
     const grant = await o.engine.findGrant({ tool, sourceId: subject.sourceId, principal: o.principal.id, arguments: subject.arguments, sessionId: call.sessionId, snapshot: snapshot.version });
     // A client that asked for a task gets one even when nobody needs to be asked.
     if (grant !== undefined && task === undefined && !recordGranted) return 'granted';
@@ -374,6 +392,7 @@ class HeldExchange {
   start(): void {
     const ex = this.ex;
     this.registry.add(this);
+    this.o.waiting?.add(this.rec.id);
     // The client went away (connection or stream closed; on 2026-07-28 closing the stream is
     // cancellation): nobody waits for this call, so its approval is withdrawn rather than left to
     // run for nobody. Tasks never come here (they outlive connections by design), and a sidecar
@@ -398,6 +417,8 @@ class HeldExchange {
     this.tick();
     this.timer = setInterval(() => this.tick(), this.o.keepaliveMs);
     this.unwatch = this.o.engine.whenSettled(this.rec.id, (r) => r && this.changed(r));
+    // approved before this hold was registered: parked as if nobody waited, so run it now
+    this.o.engine.resume(this.rec.id).catch(() => { /* the store failed: the sweep or a retry settles it */ });
   }
 
   private tick(): void {
@@ -441,6 +462,7 @@ class HeldExchange {
   private stop(): void {
     this.done = true;
     this.registry.delete(this);
+    this.o.waiting?.delete(this.rec.id);
     if (this.timer !== undefined) clearInterval(this.timer);
     this.unwatch?.();
   }

@@ -142,6 +142,8 @@ export async function createApprovals(d: ApprovalsDeps): Promise<Approvals> {
     return counting;
   };
   let gateway: ApprovalGateway | undefined;
+  /** held calls whose client waits in this process, across every gateway (see EngineOptions.hasWaiter) */
+  const waiting = new Set<string>();
   let engineRef: ApprovalEngine | undefined;
   let extra: { close(): Promise<void> };
   try {
@@ -157,6 +159,11 @@ export async function createApprovals(d: ApprovalsDeps): Promise<Approvals> {
     maxPending: s.maxPending,
     maxRecordBytes: s.maxApprovalBytes,
     maxPendingBytes: s.maxPendingApprovalBytes,
+    maxPendingPerClient: s.maxPendingPerClient,
+    retryWindowMs: s.retryWindowMs,
+    // The shim executes its own calls (released, not run here); a sidecar's held call runs only
+    // while its client waits for it in this process.
+    hasWaiter: (rec) => rec.request.path === 'stdio' || waiting.has(rec.id),
     retentionMs: s.retentionMs,
     execute: d.execute ?? ((rec) => gateway!.execute(rec)),
     // Per-approver tokens and redact_fields as the policy in force now says (reloads included).
@@ -182,6 +189,7 @@ export async function createApprovals(d: ApprovalsDeps): Promise<Approvals> {
     maxResultBytes: d.maxResultBytes,
     channelFor: (name, w) => channelNameFor(name, w, slackReady),
     consoleUrl,
+    waiting,
   });
   gateway = gatewayFor(d.upstream);
   await engine.start();

@@ -90,6 +90,12 @@ export interface ApprovalRecord {
    * creation; what the per-record and total byte limits on pending approvals count)
    */
   bytes?: number;
+  /**
+   * Set when the call was approved after its client had gone (connection closed, sidecar
+   * restarted): it is not run for nobody; the identical call (same principal, source, tool and
+   * canonical arguments) retried before this time runs once, and after it the record is cancelled.
+   */
+  awaitingRetryUntil?: number;
 }
 
 /** The size the byte limits count: held request body + arguments (UTF-8 bytes). */

@@ -54,6 +54,10 @@ export interface ApprovalSettings {
   maxApprovalBytes: number;
   /** pending approvals' bytes together; past it new ones get -32009 */
   maxPendingApprovalBytes: number;
+  /** pending approvals of one client (principal + session) at most; past it -32009 */
+  maxPendingPerClient: number;
+  /** how long an approved call whose client went away may be redeemed by its identical retry */
+  retryWindowMs: number;
   /** timeout of `approve` rules with no workflow (the original's THOUGHTGATE_APPROVAL_TIMEOUT_SECS) */
   defaultTimeoutMs: number;
   retentionMs: number;
@@ -163,6 +167,8 @@ export const ENV_HELP: ReadonlyArray<readonly [string, string]> = [
   ['THOUGHTGATE_MAX_PENDING_APPROVALS', 'most approvals waiting at once; more get -32009 (default 1000)'],
   ['THOUGHTGATE_MAX_APPROVAL_BYTES', 'largest call held for approval, request body + arguments in bytes; bigger ones are refused at once with -32602 (default 4194304)'],
   ['THOUGHTGATE_MAX_PENDING_APPROVAL_BYTES', 'bytes of all approvals waiting at once (request bodies + arguments); more get -32009 (default 67108864)'],
+  ['THOUGHTGATE_MAX_PENDING_APPROVALS_PER_CLIENT', 'most approvals one client (principal + MCP session) has waiting at once; more get -32009 (default 100)'],
+  ['THOUGHTGATE_APPROVAL_RETRY_WINDOW_SECS', 'a held call approved after its client went away (closed, or the sidecar restarted) is not run for nobody: it runs once when the identical call is retried within this window, else it is cancelled (default 900)'],
   ['THOUGHTGATE_APPROVAL_TIMEOUT_SECS', 'approval timeout of approve rules without a workflow (default 600)'],
   ['THOUGHTGATE_APPROVAL_RETENTION_SECS', 'how long a finished approval and its result are kept (default 3600)'],
   ['THOUGHTGATE_TASK_TTL_MIN_SECS', 'shortest task ttl granted to a client (default 60)'],
@@ -254,6 +260,8 @@ export function resolveSettings(flags: Flags, env: Env = process.env): Settings 
       // 4 MiB: a held call carries its arguments twice (body + parsed), so ~2 MB arguments fit; 5 MB do not
       maxApprovalBytes: int(env, 'THOUGHTGATE_MAX_APPROVAL_BYTES', 4 * 1024 * 1024, 1024, 1 << 30),
       maxPendingApprovalBytes: int(env, 'THOUGHTGATE_MAX_PENDING_APPROVAL_BYTES', 64 * 1024 * 1024, 1024, 2 ** 40),
+      maxPendingPerClient: int(env, 'THOUGHTGATE_MAX_PENDING_APPROVALS_PER_CLIENT', 100, 1, 1_000_000),
+      retryWindowMs: int(env, 'THOUGHTGATE_APPROVAL_RETRY_WINDOW_SECS', 900, 1, 7 * 86_400) * 1000,
       defaultTimeoutMs: int(env, 'THOUGHTGATE_APPROVAL_TIMEOUT_SECS', 600, 5, 7 * 86_400) * 1000,
       retentionMs: int(env, 'THOUGHTGATE_APPROVAL_RETENTION_SECS', 3600, 1, 30 * 86_400) * 1000,
       taskTtlMinMs: int(env, 'THOUGHTGATE_TASK_TTL_MIN_SECS', 60, 1, 30 * 86_400) * 1000,
