@@ -188,7 +188,8 @@ test('approved after its client was gone (sidecar killed meanwhile): not run for
   const p2 = await startProxy(yaml(u), { env });
   try {
     await approve(p2, id);
-    await until('parked, approved', async () => (await list(p2, 'approved')).some((x) => x.id === id));
+    const parked = await until('parked, approved', async () => (await list(p2, 'approved')).find((x) => x.id === id));
+    assert.ok(Date.parse(parked.awaiting_retry_until) > Date.now(), 'the API says until when a retry runs it');
     // the sweep and change handlers have had their turn: still nothing ran
     await sleep(300);
     assert.equal(sawArg(u, 'retry-me'), 0, 'an approved call whose client is gone is not executed');

@@ -72,6 +72,8 @@ export interface ApprovalView {
   decided_by?: string;
   reason?: string;
   outcome?: 'completed' | 'failed';
+  /** approved while its client was gone: runs only if the identical call is retried before this */
+  awaiting_retry_until?: string;
 }
 
 export interface GrantView {
@@ -126,6 +128,7 @@ export function approvalView(r: ApprovalRecord, redact: readonly string[] = []):
   if (r.decidedBy !== undefined) v.decided_by = r.decidedBy;
   if (r.reason !== undefined) v.reason = r.reason;
   if (r.state === 'completed' || r.state === 'failed') v.outcome = r.state;
+  if (r.awaitingRetryUntil !== undefined) v.awaiting_retry_until = iso(r.awaitingRetryUntil);
   return v;
 }
 
