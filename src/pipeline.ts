@@ -276,7 +276,7 @@ export class Pipeline {
       else o.telemetry.request(m.method, h.subject.resource, 'success', performance.now() - started);
     }, (err: unknown) => {
       if (!ex.aborted) this.refuse(ex, m.method, m.id, err instanceof GovError ? err : new GovError('service_unavailable', { details: `approval could not be requested: ${(err as Error)?.message ?? String(err)}` }), correlationId, started);
-    });
+    }).catch((e: unknown) => this.internal(ex, e, correlationId)); // no unhandled rejection ends the process
   }
 
   private answerTask(ex: Exchange, method: string, params: Record<string, unknown> | undefined, id: unknown, correlationId: string, started: number, sessionId: string | undefined): void {
@@ -286,7 +286,7 @@ export class Pipeline {
       ex.respond(200, JSON_HEADERS, a.body);
     }, (err: unknown) => {
       this.refuse(ex, method, id, new GovError('service_unavailable', { details: `approval store: ${(err as Error)?.message ?? String(err)}` }), correlationId, started);
-    });
+    }).catch((e: unknown) => this.internal(ex, e, correlationId));
   }
 
   private refuse(ex: Exchange, method: string, id: unknown, err: GovError, correlationId: string, started: number): void {
@@ -499,7 +499,13 @@ export class Pipeline {
           verdicts[i] = screened;
           continue;
         }
-        if (m.id === undefined) continue;
+        if (m.id === undefined) {
+          // As for a single notification: a held call its client cancelled is withdrawn (and forwarded).
+          if (m.method === 'notifications/cancelled' && o.approvals !== undefined) {
+            o.approvals.cancelHeld(sessionId, m.params?.['requestId']).catch(() => { /* logged by the engine */ });
+          }
+          continue;
+        }
         const v = this.judgeOne(m.method, m.params, correlationId, sessionId, snapshot);
         if (v instanceof Promise) pending = true;
         verdicts[i] = v;
@@ -552,18 +558,25 @@ export class Pipeline {
       forward.push(item.raw);
     }
     const ctx = new ExchangeContext(this, 'batch', undefined, undefined, correlationId, started, snapshot, sessionId, true);
+    const withdraw: (() => void)[] = [];
     for (const h of held) {
-      o.approvals!.holdInBatch(
+      withdraw.push(o.approvals!.holdInBatch(
         { message: h.message, subject: h.hold.subject, decision: h.hold.decision, correlationId, sessionId, snapshot },
         { path: ex.path, headers: upstreamHeaders(ex.headers), body: h.raw },
         (text) => collector.fill(h.index, text),
-      );
+      ));
     }
-    if (forward.length === 0) {
-      collector.finish(ex, ctx);
-      return;
+    if (forward.length === 0) collector.finish(ex, ctx);
+    else collector.bind(ex, ctx);
+    if (withdraw.length > 0) {
+      // The client left before its held elements were decided: none of them runs for nobody.
+      const collectorAbort = ex.onAbort;
+      ex.onAbort = () => {
+        collectorAbort?.();
+        for (const w of withdraw) w();
+      };
     }
-    collector.bind(ex, ctx);
+    if (forward.length === 0) return;
     this.postsInFlight++;
     ctx.countsInFlight = true;
     o.upstream.send({
@@ -583,7 +596,7 @@ export class Pipeline {
       ex.respond(r.status, r.headers, r.body);
     }, (err: Error) => {
       ex.respond(500, JSON_HEADERS, JSON.stringify({ error: 'internal_error', message: err.message }));
-    });
+    }).catch((e: unknown) => this.internal(ex, e, randomUUID()));
   }
 
   /** @internal used by ExchangeContext */

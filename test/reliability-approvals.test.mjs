@@ -277,3 +277,34 @@ test('pending approvals per client: one session at its cap gets -32009 with retr
     await p.stop();
   }
 });
+
+test('2025-03-26 batches: notifications/cancelled inside a batch withdraws the held element it names; a batch whose client leaves withdraws its held elements', async () => {
+  const { connect } = await import('node:net');
+  const u = await upstream();
+  const p = await startProxy(yaml(u));
+  try {
+    const s = await rawSession(p.url, '2025-03-26');
+    post(p.url, [call(101, 'hold_batch', { tag: 'batch-cancel' }), call(102, 'echo', { tag: 'batch-free' })], s.headers).catch(() => {});
+    const rec = await until('held', async () => (await list(p)).find((x) => JSON.stringify(x.arguments).includes('batch-cancel')));
+    await post(p.url, [{ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 101 } }, { jsonrpc: '2.0', method: 'notifications/initialized' }], s.headers);
+    const gone = await until('withdrawn by the batched notification', async () => (await list(p, 'cancelled')).find((x) => x.id === rec.id));
+    assert.match(gone.decided_by, /^requester:/);
+
+    // the client of a batch with a held element closes its connection
+    const target = new URL(p.url);
+    const body = JSON.stringify([call(103, 'hold_batch', { tag: 'batch-gone' })]);
+    const sock = connect(Number(target.port), target.hostname);
+    await new Promise((r) => sock.once('connect', r));
+    const head = Object.entries({ ...s.headers, 'content-type': 'application/json', accept: 'application/json, text/event-stream' }).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+    sock.write(`POST ${target.pathname} HTTP/1.1\r\nhost: ${target.host}\r\n${head}content-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+    sock.on('data', () => {});
+    sock.on('error', () => {});
+    const rec2 = await until('held', async () => (await list(p)).find((x) => JSON.stringify(x.arguments).includes('batch-gone')));
+    sock.destroy();
+    const gone2 = await until('withdrawn', async () => (await list(p, 'cancelled')).find((x) => x.id === rec2.id));
+    assert.equal(gone2.decided_by, 'system:client-gone');
+    assert.equal(sawArg(u, 'batch-cancel') + sawArg(u, 'batch-gone'), 0, 'neither held element ever forwarded');
+  } finally {
+    await p.stop();
+  }
+});

@@ -207,22 +207,38 @@ export class ApprovalGateway {
    * One element of a 2025-03-26 batch held for approval: `answer` gets its final JSON-RPC
    * response (the upstream's once approved and run, or the refusal) — also when a standing
    * approval covers it, since the element is then run on its own, not with the batch.
+   * Returns what to call when the batch's client goes away (withdraws the approval).
    */
-  holdInBatch(call: HeldCall, request: HeldRequest, answer: (text: string) => void): void {
+  holdInBatch(call: HeldCall, request: HeldRequest, answer: (text: string) => void): () => void {
     const o = this.o;
+    let gone = false;
+    let id: string | undefined;
     const fail = (err: unknown): void => {
       const e = err instanceof GovError ? err : new GovError('service_unavailable', { details: `approval could not be requested: ${(err as Error)?.message ?? String(err)}` });
       answer(errorResponse(call.message.id, e, call.correlationId));
     };
     this.ask(call, request, undefined, true).then((rec) => {
       if (rec === 'granted') return; // not reached: recordGranted
+      id = rec.id;
+      if (gone) {
+        o.engine.cancel(rec.id, CLIENT_GONE).catch(() => { /* the store failed: it times out instead */ });
+        return;
+      }
       o.waiting?.add(rec.id);
       o.engine.whenSettled(rec.id, (r) => {
         if (r === undefined) return;
         o.waiting?.delete(rec.id);
         answer(finalResponse(r, call.message.id, call.correlationId));
       });
-    }, fail);
+    }, fail).catch(fail);
+    // The batch's client went away: nobody waits for this element, so its approval is withdrawn.
+    return () => {
+      if (gone) return;
+      gone = true;
+      if (id === undefined) return;
+      o.waiting?.delete(id);
+      o.engine.cancel(id, CLIENT_GONE).catch(() => { /* the store failed: it times out instead */ });
+    };
   }
 
   async ask(call: HeldCall, request: HeldRequest, task?: { ttl?: unknown }, recordGranted = false): Promise<ApprovalRecord | 'granted'> {
