@@ -230,7 +230,7 @@ export class Pipeline {
         return;
       }
       if (isRequest) {
-        if (o.approvals !== undefined && method.startsWith('tasks/') && o.approvals.isOurs(method, params)) {
+        if (o.approvals !== undefined && method.startsWith('tasks/') && o.approvals.isOurs(method, params, snapshot.config.sources[0]!.id)) {
           this.answerTask(ex, method, params, id, correlationId, started, sessionId);
           return;
         }
@@ -281,7 +281,9 @@ export class Pipeline {
 
   private answerTask(ex: Exchange, method: string, params: Record<string, unknown> | undefined, id: unknown, correlationId: string, started: number, sessionId: string | undefined): void {
     const o = this.o;
-    o.approvals!.taskMethod(method, params, id, correlationId, sessionId).then((a) => {
+    // tasks/list merges the upstream's own tasks with ours: it is asked with the client's request
+    const upstream = method === 'tasks/list' ? { path: ex.path, headers: upstreamHeaders(ex.headers), body: '' } : undefined;
+    o.approvals!.taskMethod(method, params, id, correlationId, sessionId, upstream).then((a) => {
       o.telemetry.request(method, undefined, a.error ? 'error' : 'success', performance.now() - started);
       ex.respond(200, JSON_HEADERS, a.body);
     }, (err: unknown) => {

@@ -1,9 +1,9 @@
 // Tells clients that calls needing approval can run as tasks (SEP-1686), in the spec's shape:
-// `initialize` results gain `capabilities.tasks` {list, cancel, requests.tools.call} (merged
+// when some rule can hold a call to the source, `initialize` results gain `capabilities.tasks` {list, cancel, requests.tools.call} (merged
 // with the upstream's own), and in `tools/list` results each tool whose rule is approve gets `execution.taskSupport: "optional"`, so a task-aware client can ask for a task
 // instead of waiting on an open request. Changes the message in place; true when it did.
 import type { Snapshot } from '../policy/types.js';
-import { rulesGate } from '../gates/rules.js';
+import { mayHold, rulesGate } from '../gates/rules.js';
 
 export function advertiseTasks(message: unknown, snapshot: Snapshot, sourceId: string, isInitialize: boolean): boolean {
   if (message === null || typeof message !== 'object') return false;
@@ -11,6 +11,8 @@ export function advertiseTasks(message: unknown, snapshot: Snapshot, sourceId: s
   if (result === null || typeof result !== 'object') return false;
   const r = result as Record<string, unknown>;
   if (isInitialize) {
+    // No rule can hold a call to this source: no task of ours can exist, so none is advertised.
+    if (!mayHold(snapshot, sourceId)) return false;
     const caps = r['capabilities'];
     if (caps === null || typeof caps !== 'object') return false;
     const c = caps as Record<string, unknown>;

@@ -11,6 +11,7 @@ import type { Principal } from '../core/policy-engine.js';
 import { formatSseEvent } from '../framing/sse.js';
 import type { Decision, Subject } from '../gates/decision.js';
 import { judge } from '../gates/judge.js';
+import { mayHold } from '../gates/rules.js';
 import { resourceOf, type ResourceKind } from '../policy/governable.js';
 import type { Snapshot, WorkflowConfig } from '../policy/types.js';
 import { messageRoute, upstreamHeaders } from '../session/headers.js';
@@ -300,26 +301,40 @@ export class ApprovalGateway {
     return { error: { code: err.code, message: err.message, data: { details: err.details } } };
   }
 
-  /** tasks/* for our ids (and tasks/list). Returns false when the request is not ours. */
-  isOurs(method: string, params: Record<string, unknown> | undefined): boolean {
-    if (method === 'tasks/list') return true;
+  /**
+   * tasks/* for our ids, and tasks/list where tasks of ours can exist for the source (merged
+   * with the upstream's own). Returns false when the request is the upstream's alone.
+   */
+  isOurs(method: string, params: Record<string, unknown> | undefined, sourceId: string): boolean {
+    if (method === 'tasks/list') return mayHold(this.o.snapshot(), sourceId);
     if (method !== 'tasks/get' && method !== 'tasks/result' && method !== 'tasks/cancel') return false;
     const id = params?.['taskId'];
     return typeof id === 'string' && id.startsWith(TASK_ID_PREFIX);
   }
 
-  /** The JSON-RPC answer to a tasks/* request, and whether it is an error (for the metrics). */
-  async taskMethod(method: string, params: Record<string, unknown> | undefined, id: unknown, correlationId: string, sessionId?: string): Promise<{ body: string; error: boolean }> {
+  /**
+   * The JSON-RPC answer to a tasks/* request, and whether it is an error (for the metrics).
+   * `upstream` (tasks/list): the client's request as it would be forwarded, to merge the
+   * upstream's own tasks with ours.
+   */
+  async taskMethod(method: string, params: Record<string, unknown> | undefined, id: unknown, correlationId: string, sessionId?: string, upstream?: HeldRequest): Promise<{ body: string; error: boolean }> {
     const o = this.o;
     const owns = (r: ApprovalRecord): boolean => ownedBy(r, o.principal.id, sessionId);
     const ok = (result: unknown): { body: string; error: boolean } => ({ body: JSON.stringify({ jsonrpc: '2.0', id, result }), error: false });
     const fail = (err: GovError): { body: string; error: boolean } => ({ body: errorResponse(id, err, correlationId), error: true });
     if (method === 'tasks/list') {
-      const cursor = params?.['cursor'];
-      const start = typeof cursor === 'string' && /^\d+$/.test(cursor) ? Number(cursor) : 0;
-      const mine = await o.engine.list((r) => r.mode === 'task' && owns(r));
-      const result: Record<string, unknown> = { tasks: mine.slice(start, start + TASKS_PAGE).map(taskView) };
-      if (start + TASKS_PAGE < mine.length) result.nextCursor = String(start + TASKS_PAGE);
+      const at = readTasksCursor(params?.['cursor']);
+      if (at === undefined) return fail(new GovError('invalid_params', { subject: 'Invalid tasks/list cursor' }));
+      const mine = at.ours < 0 ? [] : await o.engine.list((r) => r.mode === 'task' && owns(r));
+      const page = at.ours < 0 ? [] : mine.slice(at.ours, at.ours + TASKS_PAGE).map(taskView);
+      const theirs = upstream !== undefined && !at.upstreamDone ? await this.upstreamTasks(upstream, id, params, at.upstream, correlationId) : { tasks: [] };
+      const next: TasksCursor = {
+        ours: at.ours >= 0 && at.ours + TASKS_PAGE < mine.length ? at.ours + TASKS_PAGE : -1,
+        upstream: theirs.nextCursor,
+        upstreamDone: theirs.nextCursor === undefined,
+      };
+      const result: Record<string, unknown> = { tasks: [...page, ...theirs.tasks] };
+      if (next.ours >= 0 || !next.upstreamDone) result.nextCursor = writeTasksCursor(next);
       return ok(result);
     }
     const taskId = params!['taskId'] as string;
@@ -354,6 +369,26 @@ export class ApprovalGateway {
     }
   }
 
+  /**
+   * One page of the upstream's own tasks/list (with its cursor). An upstream without tasks (an
+   * error, or no answer) has none; what is not a task list is dropped, never relayed.
+   */
+  private upstreamTasks(req: HeldRequest, id: unknown, params: Record<string, unknown> | undefined, cursor: string | undefined, correlationId: string): Promise<{ tasks: unknown[]; nextCursor?: string }> {
+    const { cursor: _ours, ...rest } = params ?? {};
+    const message = { jsonrpc: '2.0', id, method: 'tasks/list', params: cursor === undefined ? rest : { ...rest, cursor } };
+    return new Promise((resolve) => {
+      const sink = new CaptureSink(id, this.o.maxResultBytes, (out) => {
+        const r = out.result as { tasks?: unknown; nextCursor?: unknown } | undefined;
+        const tasks = Array.isArray(r?.tasks) ? r.tasks.filter((t) => t !== null && typeof t === 'object' && typeof (t as { taskId?: unknown }).taskId === 'string') : [];
+        resolve(typeof r?.nextCursor === 'string' && r.nextCursor !== '' ? { tasks, nextCursor: r.nextCursor } : { tasks });
+      });
+      this.o.upstream.send({
+        method: 'POST', path: req.path, headers: req.headers, body: Buffer.from(JSON.stringify(message), 'utf8'), correlationId,
+        message: messageRoute(message),
+      }, sink);
+    });
+  }
+
   /** Forwards an approved call; the policy is consulted again when it changed since the request. */
   async execute(rec: ApprovalRecord): Promise<Outcome> {
     const o = this.o;
@@ -371,6 +406,33 @@ export class ApprovalGateway {
         message: messageRoute(JSON.parse(rec.request.body) as { id?: unknown; method?: string; params?: Record<string, unknown> }),
       }, sink);
     });
+  }
+}
+
+/** Where a merged tasks/list continues: our records' offset (-1: done) and the upstream's cursor. */
+interface TasksCursor {
+  ours: number;
+  upstream: string | undefined;
+  upstreamDone: boolean;
+}
+
+const CURSOR_PREFIX = 'tg1.';
+
+function writeTasksCursor(c: TasksCursor): string {
+  return CURSOR_PREFIX + Buffer.from(JSON.stringify([c.ours, c.upstreamDone ? null : (c.upstream ?? null)]), 'utf8').toString('base64url');
+}
+
+/** A client's cursor: undefined when it is not one we gave out (refused -32602, never guessed). */
+function readTasksCursor(raw: unknown): TasksCursor | undefined {
+  if (raw === undefined || raw === null) return { ours: 0, upstream: undefined, upstreamDone: false };
+  if (typeof raw !== 'string' || !raw.startsWith(CURSOR_PREFIX) || raw.length > 4096) return undefined;
+  try {
+    const v = JSON.parse(Buffer.from(raw.slice(CURSOR_PREFIX.length), 'base64url').toString('utf8')) as unknown;
+    if (!Array.isArray(v) || v.length !== 2 || !Number.isSafeInteger(v[0]) || (v[0] as number) < -1) return undefined;
+    if (v[1] !== null && typeof v[1] !== 'string') return undefined;
+    return { ours: v[0] as number, upstream: v[1] ?? undefined, upstreamDone: v[1] === null };
+  } catch {
+    return undefined;
   }
 }
 

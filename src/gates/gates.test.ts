@@ -226,3 +226,27 @@ ${governance}`;
     assert.equal((judgeGates(subject('completion/complete', 'demo://resource/static/{id}', 'template'), s) as Decision).action, 'forward');
   });
 });
+
+test('mayHold: true only where a rule admitting the source (or the default) is approve or policy', async () => {
+  const { mayHold } = await import('./rules.js');
+  const cfg = (rules: string, defaults = 'forward') => snapshotOf(`schema: 1
+sources:
+  - id: up
+    kind: mcp
+    url: http://127.0.0.1:1/mcp
+governance:
+  defaults:
+    action: ${defaults}
+  rules:
+${rules || '    []'}
+`);
+  assert.equal(mayHold(cfg(''), 'up'), false, 'forward by default, no rules');
+  assert.equal(mayHold(cfg('    - match: "x_*"\n      action: deny'), 'up'), false, 'deny rules hold nothing');
+  assert.equal(mayHold(cfg('', 'approve'), 'up'), true, 'default approve');
+  assert.equal(mayHold(cfg('    - match: "pay_*"\n      action: approve'), 'up'), true);
+  assert.equal(mayHold(cfg('    - match: "pay_*"\n      action: policy\n      policy_id: p1'), 'up'), true, 'Cedar may answer approve');
+  const scoped = cfg('    - match: "pay_*"\n      action: approve\n      source: up');
+  assert.equal(mayHold(scoped, 'elsewhere'), false, 'a rule for another source');
+  assert.equal(mayHold(scoped, 'up'), true);
+  assert.equal(mayHold(base, 'up'), true);
+});

@@ -46,3 +46,22 @@ export function rulesGate(subject: Subject, snapshot: Snapshot, key = subject.re
   }
   return defaultDecision(snapshot);
 }
+
+const holdable = new WeakMap<Snapshot, Map<string, boolean>>();
+
+/**
+ * Whether any call to `sourceId` can be held for a person under this snapshot: a rule admitting
+ * the source (or the default) says approve, or policy (Cedar may answer approve). Only then does
+ * the proxy offer tasks of its own for that source; otherwise it adds nothing the upstream lacks.
+ */
+export function mayHold(snapshot: Snapshot, sourceId: string): boolean {
+  let bySource = holdable.get(snapshot);
+  if (bySource === undefined) holdable.set(snapshot, (bySource = new Map()));
+  let v = bySource.get(sourceId);
+  if (v === undefined) {
+    const holds = (a: string): boolean => a === 'approve' || a === 'policy';
+    v = holds(snapshot.defaultAction) || snapshot.rules.some((r) => (r.sources === undefined || r.sources.has(sourceId)) && holds(r.config.action));
+    bySource.set(sourceId, v);
+  }
+  return v;
+}
