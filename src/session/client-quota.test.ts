@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ClientQuota, clientKey, type CapacityReason } from './client-quota.js';
+import { ClientQuota, StreamLease, StreamQuota, clientKey, type CapacityReason } from './client-quota.js';
 import type { Principal } from '../core/policy-engine.js';
 
 const principal: Principal = { id: 'agent', namespace: 'ns', serviceAccount: 'sa', roles: [], labels: {} };
@@ -58,4 +58,27 @@ test('clientKey: the principal and the peer address, so two hosts of one princip
   assert.equal(clientKey(principal, '127.0.0.1'), 'ns/agent@127.0.0.1');
   assert.notEqual(clientKey(principal, '127.0.0.1'), clientKey(principal, '127.0.0.2'));
   assert.notEqual(clientKey(principal, '10.0.0.1'), clientKey({ ...principal, id: 'other' }, '10.0.0.1'));
+});
+
+test('streams: a client share and a session share; the full one is named and nothing is kept', () => {
+  const refused: CapacityReason[] = [];
+  const q = new StreamQuota(3, 2, (r) => refused.push(r));
+  const a = q.admit('c1', 's1');
+  const b = q.admit('c1', 's1');
+  assert.ok(a instanceof StreamLease && b instanceof StreamLease, 'at the session share');
+  assert.equal(q.admit('c1', 's1'), 'streams_per_session');
+  assert.equal(q.perClient.count('c1'), 2, 'a session refusal gives the client slot back');
+  const c = q.admit('c1', 's2');
+  assert.ok(c instanceof StreamLease, 'at the client share, on another session');
+  assert.equal(q.admit('c1', 's3'), 'streams_per_client');
+  assert.equal(q.perSession.count('s3'), 0);
+  assert.ok(q.admit('c2', undefined) instanceof StreamLease, 'another client; a stream without a session counts for the client only');
+  assert.deepEqual(refused, ['streams_per_session', 'streams_per_client']);
+  for (const l of [a, b, c] as StreamLease[]) {
+    l.release();
+    l.release();
+  }
+  assert.equal(q.perClient.count('c1'), 0);
+  assert.equal(q.perSession.keys, 0);
+  assert.ok(q.admit('c1', 's1') instanceof StreamLease, 'released shares are usable again');
 });

@@ -75,3 +75,43 @@ export class ClientQuota {
     else this.held.set(key, n - 1);
   }
 }
+
+/** seconds a refused GET stream is told to wait (as for the upstream stream share) */
+export const STREAM_RETRY_AFTER_S = 5;
+
+/**
+ * Open GET (server → client SSE) streams: each holds an upstream connection or a child's output
+ * for as long as it is open, so each client and each session gets a share.
+ */
+export class StreamQuota {
+  readonly perClient: ClientQuota;
+  readonly perSession: ClientQuota;
+
+  constructor(maxPerClient: number, maxPerSession: number, onRefused?: (reason: CapacityReason) => void) {
+    this.perClient = new ClientQuota(maxPerClient, 'streams_per_client', onRefused);
+    this.perSession = new ClientQuota(maxPerSession, 'streams_per_session', onRefused);
+  }
+
+  /** Both shares for one more stream, or the share that is full (nothing is taken then). */
+  admit(client: string, session: string | undefined): StreamLease | CapacityReason {
+    const c = this.perClient.acquire(client);
+    if (c === undefined) return 'streams_per_client';
+    if (session === undefined) return new StreamLease(c, undefined);
+    const s = this.perSession.acquire(session);
+    if (s === undefined) {
+      c.release();
+      return 'streams_per_session';
+    }
+    return new StreamLease(c, s);
+  }
+}
+
+/** A stream's shares, given back together and once. */
+export class StreamLease {
+  constructor(private readonly client: Lease, private readonly session: Lease | undefined) {}
+
+  release(): void {
+    this.client.release();
+    this.session?.release();
+  }
+}
