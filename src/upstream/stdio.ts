@@ -648,7 +648,7 @@ export class StdioUpstream implements Upstream {
   }
 
   /** Samples the children's memory, keeps to the budget, and ends children idle too long. */
-  sweep(): void {
+  private sweep(): void {
     const o = this.opts;
     if (this.measured) {
       // Synchronous procfs reads: a few µs each, at most a few hundred per sweep.
