@@ -417,6 +417,9 @@ export class StdioUpstream implements Upstream {
       sink.onError(new GovError('rate_limited', { details: `stdio session limit reached (${o.maxSessions})`, retryAfter: SESSION_RETRY_AFTER_S }));
       return;
     }
+    // Children started since the last sweep are sampled now: a burst of initializes inside one
+    // sweep interval then meets the budget too, not only the session caps.
+    if (this.measured) for (const s of this.sessions.values()) if (s.rss < 0) this.sample(s);
     if (this.measured && !this.makeRoom()) {
       lease?.release();
       o.onRefused?.('stdio_memory');
@@ -566,6 +569,10 @@ export class StdioUpstream implements Upstream {
     return known === 0 ? 0 : sampled + unknown * (sampled / known);
   }
 
+  private sample(s: StdioSession): void {
+    if (!s.exited && s.child.pid !== undefined) s.rss = residentBytes(s.child.pid) ?? s.rss;
+  }
+
   private sizeOf(s: StdioSession, average: number): number {
     return s.rss >= 0 ? s.rss : average;
   }
@@ -652,8 +659,8 @@ export class StdioUpstream implements Upstream {
     const o = this.opts;
     if (this.measured) {
       // Synchronous procfs reads: a few µs each, at most a few hundred per sweep.
-      for (const s of this.sessions.values()) if (!s.exited && s.child.pid !== undefined) s.rss = residentBytes(s.child.pid) ?? s.rss;
-      for (const s of this.pool) if (!s.exited && s.child.pid !== undefined) s.rss = residentBytes(s.child.pid) ?? s.rss;
+      for (const s of this.sessions.values()) this.sample(s);
+      for (const s of this.pool) this.sample(s);
       this.makeRoom(false);
     }
     const pressure = this.sessions.size > PRESSURE * o.maxSessions || (this.measured && this.memoryNow() > PRESSURE * o.memoryBudgetBytes);
