@@ -16,6 +16,7 @@ import { watchFiles } from './policy/watch.js';
 import type { Snapshot, SourceConfig } from './policy/types.js';
 import { originPolicy } from './session/origin.js';
 import { SessionTable } from './session/sessions.js';
+import { StreamQuota } from './session/client-quota.js';
 import { createAuditWriter, reopenOnSignal } from './telemetry/audit.js';
 import { logger } from './telemetry/log.js';
 import { metrics } from './telemetry/metrics.js';
@@ -65,13 +66,20 @@ async function makeUpstream(source: SourceConfig, s: Settings, config: Snapshot[
     args: source.args,
     env,
     maxSessions: s.limits.maxStdioSessions,
+    maxSessionsPerClient: s.limits.maxStdioSessionsPerClient,
+    memoryBudgetBytes: s.stdioMemoryBudgetBytes,
     poolSize: s.stdioPoolSize,
     idleMs: s.stdioIdleMs,
+    idleUnderPressureMs: s.stdioIdleUnderPressureMs,
+    sweepMs: s.stdioSweepMs,
     requestTimeoutMs: s.requestTimeoutMs,
     maxLineBytes: s.limits.maxLineBytes,
     maxDepth: s.limits.maxDepth,
     log: (level, msg, fields) => stdioLog[level](fields ?? {}, msg),
     onFramingError: (t) => metrics.recordStdioFraming(source.id, t),
+    onRefused: (reason) => metrics.recordCapacityRefusal(reason),
+    onReaped: (reason) => metrics.recordStdioReaped(reason),
+    onMemory: (bytes) => metrics.setStdioMemory(bytes),
   });
 }
 
@@ -181,6 +189,7 @@ export async function startSidecar(s: Settings): Promise<Sidecar> {
   let draining = false;
   const pipeline = new Pipeline({
     approvals: approvals.gateway,
+    streams: new StreamQuota(s.limits.maxStreamsPerClient, s.limits.maxStreamsPerSession, (reason) => metrics.recordCapacityRefusal(reason)),
     snapshot: () => snapshot,
     mode: s.mode,
     limits: s.limits,

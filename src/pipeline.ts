@@ -23,6 +23,7 @@ import { BatchCollector } from './response/batch.js';
 import { bodyClaimedVersion, checkStandardHeaders, messageRoute, upstreamHeaders } from './session/headers.js';
 import type { OriginPolicy } from './session/origin.js';
 import type { SessionTable } from './session/sessions.js';
+import { STREAM_RETRY_AFTER_S, clientKey, type StreamLease, type StreamQuota } from './session/client-quota.js';
 import type { Exchange } from './transport/http-server.js';
 import { reportInternal } from './transport/contain.js';
 import type { HeaderMap, Upstream, UpstreamRequest } from './upstream/types.js';
@@ -77,6 +78,8 @@ export interface PipelineOptions {
   decisionApi: DecisionApiDeps;
   /** gate 4; without it a call that needs approval is refused (fail closed) */
   approvals?: ApprovalGateway;
+  /** per-client and per-session shares of open GET streams; without it GETs are not counted */
+  streams?: StreamQuota;
 }
 
 const JSON_HEADERS: HeaderMap = { 'content-type': 'application/json' };
@@ -152,10 +155,29 @@ export class Pipeline {
   private stream(ex: Exchange, correlationId: string, started: number): void {
     const o = this.o;
     const sessionId = ex.headers['mcp-session-id'];
+    let lease: StreamLease | undefined;
+    if (ex.method === 'GET' && o.streams !== undefined) {
+      const admitted = o.streams.admit(this.clientOf(ex), sessionId);
+      if (typeof admitted === 'string') {
+        // Refused at once, like a GET past the upstream stream share: 429 + Retry-After, -32009.
+        const share = admitted === 'streams_per_client' ? `${o.streams.perClient.max} streams for this client (THOUGHTGATE_MAX_STREAMS_PER_CLIENT)` : `${o.streams.perSession.max} streams on this session (THOUGHTGATE_MAX_STREAMS_PER_SESSION)`;
+        o.telemetry.error('rate_limited', 'GET');
+        const err = new GovError('rate_limited', { details: `${share} are open; close one or retry later`, retryAfter: STREAM_RETRY_AFTER_S });
+        ex.respond(429, { ...JSON_HEADERS, 'retry-after': String(STREAM_RETRY_AFTER_S) }, errorResponse(null, err, correlationId));
+        return;
+      }
+      lease = admitted;
+    }
     const ctx = new ExchangeContext(this, ex.method, undefined, undefined, correlationId, started, o.snapshot(), sessionId, false);
+    ctx.streamLease = lease;
     const relay = new Relay(ex, ctx);
     if (ex.method === 'DELETE' && sessionId !== undefined) ctx.forgetOnSuccess = true;
-    o.upstream.send({ method: ex.method as 'GET' | 'DELETE', path: ex.path, headers: upstreamHeaders(ex.headers), correlationId }, relay);
+    try {
+      o.upstream.send({ method: ex.method as 'GET' | 'DELETE', path: ex.path, headers: upstreamHeaders(ex.headers), correlationId }, relay);
+    } catch (e) {
+      lease?.release(); // the relay never finishes: handle() answers -32603, the shares come back here
+      throw e;
+    }
   }
 
   private post(ex: Exchange, correlationId: string, started: number): void {
@@ -321,6 +343,7 @@ export class Pipeline {
       body: ex.body!,
       correlationId,
       message: route,
+      client: ctx.isInitialize ? this.clientOf(ex) : undefined,
     };
     this.postsInFlight++;
     ctx.countsInFlight = true;
@@ -601,6 +624,11 @@ export class Pipeline {
     }).catch((e: unknown) => this.internal(ex, e, randomUUID()));
   }
 
+  /** The client a share is counted for: the caller's principal and TCP peer (session/client-quota.ts). */
+  private clientOf(ex: Exchange): string {
+    return clientKey(this.o.principal, ex.remoteAddress);
+  }
+
   /** @internal used by ExchangeContext */
   get options(): PipelineOptions {
     return this.o;
@@ -653,6 +681,8 @@ export class ExchangeContext implements RelayContext {
   urlElicitation = false;
   forgetOnSuccess = false;
   countsInFlight = false;
+  /** a GET stream's shares, given back when the exchange ends, whichever way */
+  streamLease: StreamLease | undefined = undefined;
   readonly maxEventBytes: number;
   readonly maxDepth: number;
   private upstreamSession: string | undefined;
@@ -706,6 +736,10 @@ export class ExchangeContext implements RelayContext {
     if (this.countsInFlight) {
       this.countsInFlight = false;
       this.pipeline.postsInFlight--;
+    }
+    if (this.streamLease !== undefined) {
+      this.streamLease.release();
+      this.streamLease = undefined;
     }
     if (err !== undefined) o.telemetry.error(err.kind, this.method);
     o.telemetry.request(this.method, this.tool, err === undefined ? 'success' : 'error', performance.now() - this.started);

@@ -69,6 +69,9 @@ const NEW = {
   thoughtgate_audit_dropped_total: 'counter',
   thoughtgate_audit_writable: 'gauge',
   thoughtgate_audit_unrecorded_total: 'counter',
+  thoughtgate_capacity_refusals_total: 'counter',
+  thoughtgate_stdio_reaped_total: 'counter',
+  thoughtgate_stdio_memory_bytes: 'gauge',
 };
 
 let server;
@@ -80,6 +83,9 @@ function recordEverything() {
   metrics.setLifecycle('ready');
   metrics.setAuditWritable(true);
   metrics.recordAuditUnrecorded('forwarded');
+  metrics.recordCapacityRefusal('stdio_sessions_per_client');
+  metrics.recordStdioReaped('memory_budget');
+  metrics.setStdioMemory(123456789);
   metrics.recordRequest('tools/call', 'echo', 'success', 3.5);
   metrics.recordRequest('tools/call', 'delete_user', 'error', 0.4);
   metrics.recordRequest('tools/list', undefined, 'success', 12);

@@ -68,3 +68,26 @@ test('decision API: closed without a token unless THOUGHTGATE_API_OPEN=loopback;
   assert.throws(() => resolveSettings({}, { THOUGHTGATE_API_OPEN: 'all' }), (e: Error) => e instanceof SettingsError && /THOUGHTGATE_API_OPEN='all' must be one of loopback, none/.test(e.message));
   assert.equal(resolveSettings({}, { THOUGHTGATE_API_TOKEN: 'tok' }).apiToken, 'tok');
 });
+
+test('fair-share limits: defaults, edges, and past them', () => {
+  const d = resolveSettings({}, {});
+  assert.equal(d.limits.maxStdioSessionsPerClient, 16);
+  assert.equal(d.limits.maxStreamsPerClient, 16);
+  assert.equal(d.limits.maxStreamsPerSession, 4);
+  assert.equal(d.stdioMemoryBudgetBytes, 2048 * 1024 * 1024);
+  assert.equal(d.stdioIdleUnderPressureMs, 30_000);
+  assert.equal(d.stdioSweepMs, undefined, 'derived from the idle timeouts');
+  for (const name of ['THOUGHTGATE_MAX_STDIO_SESSIONS_PER_CLIENT', 'THOUGHTGATE_MAX_STREAMS_PER_CLIENT', 'THOUGHTGATE_MAX_STREAMS_PER_SESSION', 'THOUGHTGATE_STDIO_MEMORY_BUDGET_MB', 'THOUGHTGATE_STDIO_IDLE_UNDER_PRESSURE_SECS']) {
+    assert.doesNotThrow(() => resolveSettings({}, { [name]: '1' }), name);
+    assert.throws(() => resolveSettings({}, { [name]: '0' }), /out of range/, name);
+    assert.throws(() => resolveSettings({}, { [name]: 'many' }), /not an integer/, name);
+  }
+  assert.equal(resolveSettings({}, { THOUGHTGATE_MAX_STREAMS_PER_SESSION: '1000' }).limits.maxStreamsPerSession, 1000);
+  assert.throws(() => resolveSettings({}, { THOUGHTGATE_MAX_STREAMS_PER_SESSION: '1001' }), /out of range/);
+  assert.equal(resolveSettings({}, { THOUGHTGATE_STDIO_MEMORY_BUDGET_MB: String(1 << 20) }).stdioMemoryBudgetBytes, 2 ** 40);
+  assert.throws(() => resolveSettings({}, { THOUGHTGATE_STDIO_MEMORY_BUDGET_MB: String((1 << 20) + 1) }), /out of range/);
+  assert.equal(resolveSettings({}, { THOUGHTGATE_STDIO_SWEEP_INTERVAL_MS: '10' }).stdioSweepMs, 10);
+  assert.equal(resolveSettings({}, { THOUGHTGATE_STDIO_SWEEP_INTERVAL_MS: '0' }).stdioSweepMs, undefined);
+  assert.throws(() => resolveSettings({}, { THOUGHTGATE_STDIO_SWEEP_INTERVAL_MS: '9' }), /out of range/);
+  assert.throws(() => resolveSettings({}, { THOUGHTGATE_STDIO_SWEEP_INTERVAL_MS: '600001' }), /out of range/);
+});

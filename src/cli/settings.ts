@@ -18,6 +18,12 @@ export interface Settings {
   streamReadTimeoutMs: number;
   shutdownTimeoutMs: number;
   stdioIdleMs: number;
+  /** the shorter idle time applied while over 75% of the session cap or the memory budget */
+  stdioIdleUnderPressureMs: number;
+  /** stdio children's resident memory together (sampled); past it new sessions get -32009 and idle children are ended */
+  stdioMemoryBudgetBytes: number;
+  /** how often children are sampled and idle ones swept (undefined: derived from the idle timeouts) */
+  stdioSweepMs: number | undefined;
   stdioPoolSize: number;
   upstreamConnections: number;
   /** most upstream connections GET streams may hold (undefined: half of upstreamConnections) */
@@ -118,6 +124,13 @@ function address(raw: string | undefined, name: string): string | undefined {
   return v;
 }
 
+/** 0 or unset: derived from the idle timeouts; otherwise 10 ms .. 10 min (a tighter loop would only burn CPU). */
+function sweepMs(env: Env): number | undefined {
+  const v = int(env, 'THOUGHTGATE_STDIO_SWEEP_INTERVAL_MS', 0, 0, 600_000);
+  if (v !== 0 && v < 10) throw new SettingsError(`THOUGHTGATE_STDIO_SWEEP_INTERVAL_MS=${v} is out of range [10, 600000] (0 = derived)`);
+  return v === 0 ? undefined : v;
+}
+
 export interface Flags {
   config?: string;
   profile?: string;
@@ -144,7 +157,13 @@ export const ENV_HELP: ReadonlyArray<readonly [string, string]> = [
   ['THOUGHTGATE_MAX_LINE_BYTES', 'longest stdio line (default 10485760)'],
   ['THOUGHTGATE_MAX_SSE_EVENT_BYTES', 'largest SSE event relayed from the upstream (default 16777216)'],
   ['THOUGHTGATE_MAX_STDIO_SESSIONS', 'most concurrent sessions of a command: source (default 64)'],
+  ['THOUGHTGATE_MAX_STDIO_SESSIONS_PER_CLIENT', 'most stdio sessions one client (principal + peer address) may hold; more get -32009 + retry_after (default 16)'],
+  ['THOUGHTGATE_STDIO_MEMORY_BUDGET_MB', 'resident memory of all stdio servers together, sampled from /proc; past it new sessions get -32009 and idle servers are ended oldest-idle first (default 2048)'],
   ['THOUGHTGATE_STDIO_IDLE_TIMEOUT_SECS', 'idle time before a session\'s stdio server is ended (default 600)'],
+  ['THOUGHTGATE_STDIO_IDLE_UNDER_PRESSURE_SECS', 'idle time before a stdio server with no work in flight is ended while over 75% of the session cap or memory budget (default 30)'],
+  ['THOUGHTGATE_STDIO_SWEEP_INTERVAL_MS', 'how often stdio servers are sampled and idle ones ended (default a quarter of the shorter idle time, 1..30 s)'],
+  ['THOUGHTGATE_MAX_STREAMS_PER_CLIENT', 'most GET streams one client (principal + peer address) may hold open; more get 429 + Retry-After (-32009) (default 16)'],
+  ['THOUGHTGATE_MAX_STREAMS_PER_SESSION', 'most GET streams open on one MCP session; more get 429 + Retry-After (-32009) (default 4)'],
   ['THOUGHTGATE_STDIO_POOL_SIZE', 'stdio servers kept for stateless 2026-07-28 requests (default 2)'],
   ['THOUGHTGATE_UPSTREAM_CONNECTIONS', 'HTTP upstream connection pool size (default 128)'],
   ['THOUGHTGATE_UPSTREAM_STREAM_CONNECTIONS', 'most pool connections long-lived GET streams may hold (default half the pool); a GET beyond it gets 429 + Retry-After (-32009)'],
@@ -219,6 +238,9 @@ export function resolveSettings(flags: Flags, env: Env = process.env): Settings 
     maxBatchSize: int(env, 'THOUGHTGATE_MAX_BATCH_SIZE', DEFAULT_LIMITS.maxBatchSize, 1, 10_000),
     maxLineBytes: int(env, 'THOUGHTGATE_MAX_LINE_BYTES', DEFAULT_LIMITS.maxLineBytes, 64, 1 << 30),
     maxStdioSessions: int(env, 'THOUGHTGATE_MAX_STDIO_SESSIONS', DEFAULT_LIMITS.maxStdioSessions, 1, 100_000),
+    maxStdioSessionsPerClient: int(env, 'THOUGHTGATE_MAX_STDIO_SESSIONS_PER_CLIENT', DEFAULT_LIMITS.maxStdioSessionsPerClient, 1, 100_000),
+    maxStreamsPerClient: int(env, 'THOUGHTGATE_MAX_STREAMS_PER_CLIENT', DEFAULT_LIMITS.maxStreamsPerClient, 1, 100_000),
+    maxStreamsPerSession: int(env, 'THOUGHTGATE_MAX_STREAMS_PER_SESSION', DEFAULT_LIMITS.maxStreamsPerSession, 1, 1000),
     maxConcurrentRequests: int(env, 'THOUGHTGATE_MAX_CONCURRENT_REQUESTS', DEFAULT_LIMITS.maxConcurrentRequests, 1, 100_000),
   };
   const origins = (env['THOUGHTGATE_ALLOWED_ORIGINS'] ?? '').split(',').map((s) => s.trim()).filter(Boolean);
@@ -238,6 +260,9 @@ export function resolveSettings(flags: Flags, env: Env = process.env): Settings 
     streamReadTimeoutMs: int(env, 'THOUGHTGATE_STREAM_READ_TIMEOUT_SECS', 300, 1, 86_400) * 1000,
     shutdownTimeoutMs: int(env, 'THOUGHTGATE_SHUTDOWN_TIMEOUT_SECS', 30, 1, 3600) * 1000,
     stdioIdleMs: int(env, 'THOUGHTGATE_STDIO_IDLE_TIMEOUT_SECS', 600, 1, 86_400) * 1000,
+    stdioIdleUnderPressureMs: int(env, 'THOUGHTGATE_STDIO_IDLE_UNDER_PRESSURE_SECS', 30, 1, 86_400) * 1000,
+    stdioMemoryBudgetBytes: int(env, 'THOUGHTGATE_STDIO_MEMORY_BUDGET_MB', 2048, 1, 1 << 20) * 1024 * 1024,
+    stdioSweepMs: sweepMs(env),
     stdioPoolSize: int(env, 'THOUGHTGATE_STDIO_POOL_SIZE', 2, 1, 64),
     upstreamConnections: int(env, 'THOUGHTGATE_UPSTREAM_CONNECTIONS', 128, 1, 4096),
     upstreamStreamConnections: int(env, 'THOUGHTGATE_UPSTREAM_STREAM_CONNECTIONS', 0, 0, 4096) || undefined,

@@ -11,6 +11,12 @@ export interface Limits {
   maxLineBytes: number;
   /** most concurrent MCP sessions backed by spawned stdio children */
   maxStdioSessions: number;
+  /** most of those one client (session/client-quota.ts) may hold: one client cannot take them all */
+  maxStdioSessionsPerClient: number;
+  /** most GET (server → client SSE) streams one client may hold open */
+  maxStreamsPerClient: number;
+  /** most GET streams open on one MCP session */
+  maxStreamsPerSession: number;
   /** most requests in flight at once; more get -32009 */
   maxConcurrentRequests: number;
 }
@@ -21,5 +27,8 @@ export const DEFAULT_LIMITS: Limits = {
   maxBatchSize: 100,
   maxLineBytes: 10 * 1024 * 1024,
   maxStdioSessions: 64,
+  maxStdioSessionsPerClient: 16,
+  maxStreamsPerClient: 16,
+  maxStreamsPerSession: 4,
   maxConcurrentRequests: 10000,
 };

@@ -62,6 +62,9 @@ test('the original metric names are registered with their types', async () => {
     thoughtgate_lifecycle_state: 'gauge',
     thoughtgate_stdio_active_servers: 'gauge',
     thoughtgate_stdio_server_state: 'gauge',
+    thoughtgate_capacity_refusals_total: 'counter',
+    thoughtgate_stdio_reaped_total: 'counter',
+    thoughtgate_stdio_memory_bytes: 'gauge',
   };
   for (const [name, type] of Object.entries(expected)) {
     assert.match(text, new RegExp(`^# HELP ${name} \\S`, 'm'), name);

@@ -77,6 +77,8 @@ export function createMetrics() {
       ['server_id', 'decision', 'profile'],
     ),
     stdioFraming: counter('thoughtgate_stdio_framing_errors_total', 'stdio framing errors', ['server_id', 'error_type']),
+    capacityRefusals: counter('thoughtgate_capacity_refusals_total', 'Sessions and streams refused for capacity (-32009), by the share that was full', ['reason']),
+    stdioReaped: counter('thoughtgate_stdio_reaped_total', 'stdio servers the proxy ended for idling, by why', ['reason']),
     stdioApprovalOutcomes: counter(
       'thoughtgate_stdio_approval_outcomes_total',
       'stdio approval outcomes',
@@ -130,6 +132,7 @@ export function createMetrics() {
     shutdownSeconds: gauge('thoughtgate_shutdown_duration_seconds', 'Shutdown duration'),
     lifecycle: gauge('thoughtgate_lifecycle_state', 'Lifecycle state, one-hot', ['state']),
     stdioActive: gauge('thoughtgate_stdio_active_servers', 'stdio servers running'),
+    stdioMemory: gauge('thoughtgate_stdio_memory_bytes', 'Resident memory of the stdio servers together, as last sampled'),
     stdioState: gauge('thoughtgate_stdio_server_state', 'stdio server state, one-hot', ['server_id', 'state']),
   };
 
@@ -250,6 +253,17 @@ export function createMetrics() {
     /** a governed call decided while the trail failed: refused (fail_closed) or forwarded anyway (continue) */
     recordAuditUnrecorded(outcome: 'refused' | 'forwarded'): void {
       f.auditUnrecorded.c1(outcome).value++;
+    },
+
+    /** reason: a CapacityReason (session/client-quota.ts), a closed set */
+    recordCapacityRefusal(reason: string): void {
+      f.capacityRefusals.c1(reason).value++;
+    },
+    recordStdioReaped(reason: 'idle' | 'idle_under_pressure' | 'memory_budget'): void {
+      f.stdioReaped.c1(reason).value++;
+    },
+    setStdioMemory(bytes: number): void {
+      f.stdioMemory.c0().value = bytes;
     },
 
     recordStdioMessage(serverId: string, direction: StdioDirection, method: string, n = 1): void {

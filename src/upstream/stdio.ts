@@ -3,13 +3,23 @@
 // NDJSON stream. A POSTed request gets an SSE stream (when the client accepts one) carrying
 // the progress notifications and server→client requests made while it runs, ending with its
 // answer; other server messages go to the session's GET stream. Children end on DELETE, idle
-// timeout, exit or shutdown; their number is capped.
+// timeout, exit or shutdown.
+//
+// Bounded three ways, so one client cannot spawn everyone else out: a global session cap, a
+// per-client share of it (session/client-quota.ts), and a memory budget over the children's
+// sampled RSS (rss.ts). Under pressure (75% of the cap or the budget) a child with nothing in
+// flight and no GET stream is ended after a shorter idle time; over the budget idle children
+// are ended oldest-idle first. SDK clients' close() sends no DELETE, so without this their
+// children would linger for the full idle timeout. A session whose child was ended answers 404
+// "Session not found", and the client starts a new one.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { GovError } from '../core/errors.js';
 import { parseStrict } from '../framing/decode.js';
 import { LineSplitter, decodeLine } from '../framing/ndjson.js';
 import { reportInternal } from '../transport/contain.js';
+import { ClientQuota, type CapacityReason, type Lease } from '../session/client-quota.js';
+import { procAvailable, residentBytes } from './rss.js';
 import type { HeaderMap, ResponseSink, Upstream, UpstreamRequest } from './types.js';
 
 export interface StdioUpstreamOptions {
@@ -18,16 +28,37 @@ export interface StdioUpstreamOptions {
   /** the child's complete environment (child-env.ts builds it): nothing of the proxy's is added */
   env: Record<string, string>;
   maxSessions: number;
+  /** sessions one client (UpstreamRequest.client) may hold */
+  maxSessionsPerClient: number;
+  /** the children's resident memory together; past it new sessions are refused and idle children ended */
+  memoryBudgetBytes: number;
   /** children kept for stateless 2026-07-28 requests */
   poolSize: number;
   idleMs: number;
+  /** idle time that ends a child while under pressure (75% of the session cap or memory budget) */
+  idleUnderPressureMs: number;
+  /** sampling and sweep interval; default a quarter of the shorter idle time, 1..30 s */
+  sweepMs?: number;
   requestTimeoutMs: number;
   maxLineBytes: number;
   maxDepth: number;
   log: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
   /** counts a framing error on the child's output */
   onFramingError: (errorType: string) => void;
+  /** counts an initialize refused for capacity */
+  onRefused?: (reason: CapacityReason) => void;
+  /** counts a child ended for idling */
+  onReaped?: (reason: ReapReason) => void;
+  /** the children's sampled resident bytes together, after each sweep */
+  onMemory?: (bytes: number) => void;
 }
+
+export type ReapReason = 'idle' | 'idle_under_pressure' | 'memory_budget';
+
+/** seconds a client refused a session is told to wait */
+const SESSION_RETRY_AFTER_S = 5;
+/** the share of the session cap or memory budget past which idle children go sooner */
+const PRESSURE = 0.75;
 
 const JSON_HEADERS: HeaderMap = { 'content-type': 'application/json' };
 const POOL_INIT_ID = 'thoughtgate-pool-init';
@@ -109,6 +140,10 @@ class StdioSession {
   getStream: ResponseSink | null = null;
   lastSeen = Date.now();
   exited = false;
+  /** the client's share this session holds (released when it ends, whichever way) */
+  lease: Lease | undefined;
+  /** resident bytes at the last sample (the child and its descendants); -1 before the first */
+  rss = -1;
   /** pooled children (2026-07-28 traffic): initialized by the sidecar, shared by requests */
   initResult: Record<string, unknown> | undefined;
   ready: Promise<void> | undefined;
@@ -273,7 +308,12 @@ class StdioSession {
     this.pending.clear();
     this.getStream?.onEnd();
     this.getStream = null;
-    this.up.removed(this.id);
+    this.up.removed(this);
+  }
+
+  /** nothing in flight and no stream open: ending it now costs its client a new initialize only */
+  get idle(): boolean {
+    return this.pending.size === 0 && this.getStream === null;
   }
 
   kill(): void {
@@ -293,16 +333,23 @@ export class StdioUpstream implements Upstream {
   private readonly pool: StdioSession[] = [];
   private poolNext = 0;
   private internalIds = 0;
+  private readonly perClient: ClientQuota;
+  /** the memory budget is measured only where /proc exists; elsewhere the session caps alone apply */
+  private readonly measured = procAvailable();
+  readonly sweepMs: number;
 
   constructor(private readonly opts: StdioUpstreamOptions) {
     this.target = `stdio:${opts.command}`;
+    this.perClient = new ClientQuota(opts.maxSessionsPerClient, 'stdio_sessions_per_client', opts.onRefused);
+    this.sweepMs = opts.sweepMs ?? Math.min(30_000, Math.max(1000, Math.min(opts.idleMs, opts.idleUnderPressureMs) / 4));
+    if (!this.measured) opts.log('warn', 'no /proc on this system: the stdio memory budget cannot be measured; only the session caps bound stdio servers');
     this.sweeper = setInterval(() => {
       try {
         this.sweep();
       } catch (e) {
         reportInternal(e, undefined, 'stdio idle sweep'); // a timer's exception would end the process
       }
-    }, Math.min(30_000, Math.max(1000, opts.idleMs / 4)));
+    }, this.sweepMs);
     this.sweeper.unref();
   }
 
@@ -332,8 +379,7 @@ export class StdioUpstream implements Upstream {
     }
     session.lastSeen = Date.now();
     if (req.method === 'DELETE') {
-      session.kill();
-      this.sessions.delete(sid);
+      this.end(session);
       reply(sink, 200, '');
       return;
     }
@@ -355,12 +401,37 @@ export class StdioUpstream implements Upstream {
   }
 
   private initialize(req: UpstreamRequest, sink: ResponseSink): void {
-    if (this.sessions.size >= this.opts.maxSessions) {
-      sink.onError(new GovError('rate_limited', { details: `stdio session limit reached (${this.opts.maxSessions})`, retryAfter: 5 }));
+    const o = this.opts;
+    // The client's own share first: a client at its share is told so, whatever the totals.
+    const lease = req.client === undefined ? undefined : this.perClient.acquire(req.client);
+    if (req.client !== undefined && lease === undefined) {
+      sink.onError(new GovError('rate_limited', {
+        details: `this client holds ${o.maxSessionsPerClient} stdio sessions (THOUGHTGATE_MAX_STDIO_SESSIONS_PER_CLIENT); end one with DELETE or retry later`,
+        retryAfter: SESSION_RETRY_AFTER_S,
+      }));
+      return;
+    }
+    if (this.sessions.size >= o.maxSessions) {
+      lease?.release();
+      o.onRefused?.('stdio_sessions');
+      sink.onError(new GovError('rate_limited', { details: `stdio session limit reached (${o.maxSessions})`, retryAfter: SESSION_RETRY_AFTER_S }));
+      return;
+    }
+    // Children started since the last sweep are sampled now: a burst of initializes inside one
+    // sweep interval then meets the budget too, not only the session caps.
+    if (this.measured) for (const s of this.sessions.values()) if (s.rss < 0) this.sample(s);
+    if (this.measured && !this.makeRoom()) {
+      lease?.release();
+      o.onRefused?.('stdio_memory');
+      sink.onError(new GovError('rate_limited', {
+        details: `stdio servers use their memory budget (THOUGHTGATE_STDIO_MEMORY_BUDGET_MB=${Math.round(o.memoryBudgetBytes / 1048576)}) and none is idle`,
+        retryAfter: Math.max(1, Math.ceil(this.sweepMs / 1000)),
+      }));
       return;
     }
     const sid = randomUUID();
     const session = new StdioSession(sid, this, this.opts);
+    session.lease = lease;
     this.sessions.set(sid, session);
     this.opts.log('info', 'stdio server started for new session', { session: sid, pid: session.child.pid, command: this.opts.command });
     this.post(session, req, sink, sid);
@@ -474,10 +545,59 @@ export class StdioUpstream implements Upstream {
   }
 
   /** @internal called by a session whose child is gone */
-  removed(id: string): void {
-    this.sessions.delete(id);
-    const i = this.pool.findIndex((s) => s.id === id);
+  removed(session: StdioSession): void {
+    if (this.sessions.get(session.id) === session) this.sessions.delete(session.id);
+    session.lease?.release();
+    const i = this.pool.indexOf(session);
     if (i !== -1) this.pool.splice(i, 1);
+  }
+
+  /** Ends a session: out of the table and its client's share given back now, the child told to go. */
+  private end(session: StdioSession): void {
+    if (this.sessions.get(session.id) === session) this.sessions.delete(session.id);
+    session.lease?.release();
+    session.kill();
+  }
+
+  /** Sessions' and pooled children's memory: sampled sizes, and the sampled average for a child not sampled yet. */
+  private memoryNow(): number {
+    let sampled = 0;
+    let known = 0;
+    let unknown = 0;
+    for (const s of this.sessions.values()) if (s.rss >= 0) { sampled += s.rss; known++; } else unknown++;
+    for (const s of this.pool) if (s.rss >= 0) { sampled += s.rss; known++; } else unknown++;
+    return known === 0 ? 0 : sampled + unknown * (sampled / known);
+  }
+
+  private sample(s: StdioSession): void {
+    if (!s.exited && s.child.pid !== undefined) s.rss = residentBytes(s.child.pid) ?? s.rss;
+  }
+
+  private sizeOf(s: StdioSession, average: number): number {
+    return s.rss >= 0 ? s.rss : average;
+  }
+
+  /**
+   * Ends idle children, oldest-idle first, until the budget has `room` bytes free (the expected
+   * size of one more child at initialize, 0 in the sweep). False when not enough could be freed.
+   * Their memory is counted as gone at once: the exit follows within the kill's grace period.
+   */
+  private makeRoom(forNewChild = true): boolean {
+    const budget = this.opts.memoryBudgetBytes;
+    const count = this.sessions.size + this.pool.length;
+    let total = this.memoryNow();
+    const average = count === 0 ? 0 : total / count;
+    const room = forNewChild ? average : 0;
+    if (total + room <= budget) return true;
+    const idle = [...this.sessions.values()].filter((s) => s.idle).sort((a, b) => a.lastSeen - b.lastSeen);
+    for (const s of idle) {
+      if (total + room <= budget) break;
+      total -= this.sizeOf(s, average);
+      this.opts.log('info', 'stdio servers over their memory budget; ending an idle one', { session: s.id, rss: s.rss, total, budget });
+      this.opts.onReaped?.('memory_budget');
+      this.end(s);
+    }
+    return total + room <= budget;
   }
 
   private pooledChild(): StdioSession {
@@ -534,15 +654,27 @@ export class StdioUpstream implements Upstream {
     });
   }
 
+  /** Samples the children's memory, keeps to the budget, and ends children idle too long. */
   private sweep(): void {
+    const o = this.opts;
+    if (this.measured) {
+      // Synchronous procfs reads: a few µs each, at most a few hundred per sweep.
+      for (const s of this.sessions.values()) this.sample(s);
+      for (const s of this.pool) this.sample(s);
+      this.makeRoom(false);
+    }
+    const pressure = this.sessions.size > PRESSURE * o.maxSessions || (this.measured && this.memoryNow() > PRESSURE * o.memoryBudgetBytes);
+    const limit = pressure ? Math.min(o.idleMs, o.idleUnderPressureMs) : o.idleMs;
     const now = Date.now();
-    for (const s of this.sessions.values()) {
-      if (s.pending.size === 0 && s.getStream === null && now - s.lastSeen > this.opts.idleMs) {
-        this.opts.log('info', 'stdio session idle; ending its server', { session: s.id });
-        s.kill();
-        this.sessions.delete(s.id);
+    for (const s of [...this.sessions.values()]) {
+      if (s.idle && now - s.lastSeen > limit) {
+        const early = now - s.lastSeen <= o.idleMs;
+        o.log('info', early ? 'stdio session idle under pressure; ending its server' : 'stdio session idle; ending its server', { session: s.id });
+        o.onReaped?.(early ? 'idle_under_pressure' : 'idle');
+        this.end(s);
       }
     }
+    if (this.measured) o.onMemory?.(this.memoryNow());
   }
 
   async close(): Promise<void> {
@@ -550,6 +682,7 @@ export class StdioUpstream implements Upstream {
     const exits: Promise<void>[] = [];
     for (const s of [...this.sessions.values(), ...this.pool]) {
       if (!s.exited) exits.push(new Promise((r) => s.child.once('exit', () => r())));
+      s.lease?.release();
       s.kill();
     }
     this.sessions.clear();

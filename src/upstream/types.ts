@@ -26,6 +26,8 @@ export interface UpstreamRequest {
   };
   /** correlation id, for logs */
   correlationId: string;
+  /** who is asking (session/client-quota.ts clientKey), set on `initialize` only: a stdio source counts sessions per client */
+  client?: string;
 }
 
 export interface ResponseSink {
