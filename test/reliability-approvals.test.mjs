@@ -4,6 +4,7 @@
 // chunk survives kill -9; notifications/cancelled withdraws the held call it names (and only that).
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { connect } from 'node:net';
 import { startProxy, startRecordingUpstream, post, rawSession, sourceYaml, rule, sleep, tempDir } from './helpers.mjs';
 
 const TOKEN = 'test-admin-token';
@@ -31,6 +32,18 @@ async function until(what, probe, ms = 15000) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await sleep(50);
   }
+}
+/** POSTs `message` on a raw socket the test can destroy (the client going away mid-request) */
+async function rawPost(url, headers, message) {
+  const target = new URL(url);
+  const body = JSON.stringify(message);
+  const sock = connect(Number(target.port), target.hostname);
+  await new Promise((r) => sock.once('connect', r));
+  const head = Object.entries({ ...headers, 'content-type': 'application/json', accept: 'application/json, text/event-stream' }).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+  sock.write(`POST ${target.pathname} HTTP/1.1\r\nhost: ${target.host}\r\n${head}content-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+  sock.on('data', () => {});
+  sock.on('error', () => {});
+  return sock;
 }
 /** the size the limit counts for a call: its request body + its arguments' JSON */
 const sizeOf = (msg) => Buffer.byteLength(JSON.stringify(msg)) + Buffer.byteLength(JSON.stringify(msg.params.arguments));
@@ -135,19 +148,11 @@ test('notifications/cancelled withdraws the held call it names (cancelled, never
 });
 
 test('a held call whose client closes its connection is withdrawn (never run for nobody); a task outlives its connection', async () => {
-  const { connect } = await import('node:net');
   const u = await upstream();
   const p = await startProxy(yaml(u));
   try {
     const s = await rawSession(p.url, '2025-11-25');
-    const target = new URL(p.url);
-    const body = JSON.stringify(call(71, 'hold_gone', { tag: 'gone-client' }));
-    const sock = connect(Number(target.port), target.hostname);
-    await new Promise((r) => sock.once('connect', r));
-    const head = Object.entries({ ...s.headers, 'content-type': 'application/json', accept: 'application/json, text/event-stream' }).map(([k, v]) => `${k}: ${v}\r\n`).join('');
-    sock.write(`POST ${target.pathname} HTTP/1.1\r\nhost: ${target.host}\r\n${head}content-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
-    sock.on('data', () => {});
-    sock.on('error', () => {});
+    const sock = await rawPost(p.url, s.headers, call(71, 'hold_gone', { tag: 'gone-client' }));
     const rec = await until('held', async () => (await list(p)).find((x) => JSON.stringify(x.arguments).includes('gone-client')));
     const task = await post(p.url, call(72, 'hold_task', { tag: 'task-stays' }, { task: { ttl: 600000 } }), s.headers);
     const taskId = task.messages.find((m) => m.id === 72)?.result?.task?.taskId;
@@ -279,7 +284,6 @@ test('pending approvals per client: one session at its cap gets -32009 with retr
 });
 
 test('2025-03-26 batches: notifications/cancelled inside a batch withdraws the held element it names; a batch whose client leaves withdraws its held elements', async () => {
-  const { connect } = await import('node:net');
   const u = await upstream();
   const p = await startProxy(yaml(u));
   try {
@@ -291,14 +295,7 @@ test('2025-03-26 batches: notifications/cancelled inside a batch withdraws the h
     assert.match(gone.decided_by, /^requester:/);
 
     // the client of a batch with a held element closes its connection
-    const target = new URL(p.url);
-    const body = JSON.stringify([call(103, 'hold_batch', { tag: 'batch-gone' })]);
-    const sock = connect(Number(target.port), target.hostname);
-    await new Promise((r) => sock.once('connect', r));
-    const head = Object.entries({ ...s.headers, 'content-type': 'application/json', accept: 'application/json, text/event-stream' }).map(([k, v]) => `${k}: ${v}\r\n`).join('');
-    sock.write(`POST ${target.pathname} HTTP/1.1\r\nhost: ${target.host}\r\n${head}content-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
-    sock.on('data', () => {});
-    sock.on('error', () => {});
+    const sock = await rawPost(p.url, s.headers, [call(103, 'hold_batch', { tag: 'batch-gone' })]);
     const rec2 = await until('held', async () => (await list(p)).find((x) => JSON.stringify(x.arguments).includes('batch-gone')));
     sock.destroy();
     const gone2 = await until('withdrawn', async () => (await list(p, 'cancelled')).find((x) => x.id === rec2.id));
