@@ -88,7 +88,11 @@ export class Exchange {
     res.cork(() => {
       res.writeStatus(statusLine(status));
       if (headers !== null) for (const name in headers) res.writeHeader(name, headers[name]!);
-      res.end(body, close);
+      // A 204 must carry no Content-Length (RFC 9110 §8.6), which end() writes. endWithoutBody
+      // cannot also close (its first argument would be taken as a length); a closing 204 keeps
+      // end()'s "Content-Length: 0", harmless on a connection that ends.
+      if (status === 204 && !close) res.endWithoutBody();
+      else res.end(body, close);
     });
   }
 
