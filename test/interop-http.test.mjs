@@ -126,6 +126,10 @@ test('body limit (set small): at the limit forwarded; one byte past and far past
   }
   const after = await send(small.url, echoOf(200, 8), headers);
   assert.equal(after.status, 200, 'the session goes on');
+  const metrics = await (await fetch(`http://127.0.0.1:${small.adminPort}/metrics`)).text();
+  const count = (re) => Number(re.exec(metrics)?.[1] ?? 0);
+  assert.ok(count(/^thoughtgate_errors_total\{[^}]*error_type="body_too_large"[^}]*\} (\d+)/m) >= 2, 'counted as an error');
+  assert.ok(count(/^thoughtgate_framing_errors_total\{[^}]*error_type="body_too_large"[^}]*\} (\d+)/m) >= 2, 'and as a framing error');
 });
 
 test('curl with Expect: 100-continue and a body over the limit gets the 413 answer', async () => {
