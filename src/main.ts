@@ -214,7 +214,7 @@ export async function startSidecar(s: Settings): Promise<Sidecar> {
   });
   let traffic: TrafficServer;
   try {
-    traffic = await startTrafficServer({ host: s.bind, port: s.port, maxBodyBytes: s.limits.maxBodyBytes, handler: (ex) => pipeline.handle(ex) });
+    traffic = await startTrafficServer({ host: s.bind, port: s.port, maxBodyBytes: s.limits.maxBodyBytes, maxDrainBytes: s.limits.maxDrainBytes, handler: (ex) => pipeline.handle(ex) });
   } catch (e) {
     await approvals.close();
     await admin.close();

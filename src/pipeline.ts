@@ -21,7 +21,7 @@ import { Relay, type RelayContext } from './response/relay.js';
 import { API_PREFIX, handleDecisionApi, type DecisionApiDeps } from './admin/decision-api.js';
 import { BatchCollector } from './response/batch.js';
 import { bodyClaimedVersion, checkStandardHeaders, messageRoute, upstreamHeaders } from './session/headers.js';
-import type { OriginPolicy } from './session/origin.js';
+import { CORS_METHODS, corsHeaders, preflightHeaders, type OriginPolicy } from './session/origin.js';
 import type { SessionTable } from './session/sessions.js';
 import { STREAM_RETRY_AFTER_S, clientKey, type StreamLease, type StreamQuota } from './session/client-quota.js';
 import type { Exchange } from './transport/http-server.js';
@@ -84,6 +84,15 @@ export interface PipelineOptions {
 
 const JSON_HEADERS: HeaderMap = { 'content-type': 'application/json' };
 
+/**
+ * Headers of the proxy's own rejection of a request: JSON, and the request's Mcp-Session-Id
+ * when it had one (as the SDK servers answer), so a client can tell which session was refused.
+ */
+function rejectHeaders(ex: Exchange): HeaderMap {
+  const sid = ex.headers['mcp-session-id'];
+  return sid === undefined ? JSON_HEADERS : { ...JSON_HEADERS, 'mcp-session-id': sid };
+}
+
 
 export class Pipeline {
   private readonly o: PipelineOptions;
@@ -129,6 +138,13 @@ export class Pipeline {
       ex.respond(403, JSON_HEADERS, errorResponse(null, new GovError('invalid_request', { subject: `Origin '${origin}' is not allowed` }), correlationId));
       return;
     }
+    if (origin !== undefined) ex.cors = corsHeaders(origin);
+    if (ex.method === 'OPTIONS') {
+      // A CORS preflight from an allowed origin (a foreign one got 403 above), or a plain
+      // OPTIONS: answered here, never forwarded.
+      ex.respond(204, origin === undefined ? { allow: CORS_METHODS } : { allow: CORS_METHODS, ...preflightHeaders(origin, ex.headers['access-control-request-headers']) }, '');
+      return;
+    }
     if (ex.path.startsWith(API_PREFIX)) {
       // The decision API: answered here, never forwarded upstream.
       this.api(ex);
@@ -147,7 +163,7 @@ export class Pipeline {
         this.stream(ex, correlationId, started);
         return;
       default:
-        ex.respond(405, { ...JSON_HEADERS, allow: 'GET, POST, DELETE' }, errorResponse(null, new GovError('invalid_request', { subject: `HTTP method ${ex.method} is not supported` }), correlationId));
+        ex.respond(405, { ...JSON_HEADERS, allow: CORS_METHODS }, errorResponse(null, new GovError('invalid_request', { subject: `HTTP method ${ex.method} is not supported` }), correlationId));
     }
   }
 
@@ -184,9 +200,10 @@ export class Pipeline {
     const o = this.o;
     if (ex.overLimit) {
       o.telemetry.framing('body_too_large');
-      const err = new GovError('invalid_request', { subject: `Request body exceeds maximum size of ${o.limits.maxBodyBytes} bytes` });
-      // Close only when the body was refused on its Content-Length alone (never read).
-      ex.respond(200, JSON_HEADERS, errorResponse(null, err, correlationId), ex.body === null && ex.headers['transfer-encoding'] === undefined);
+      o.telemetry.error('body_too_large', 'unknown');
+      const err = new GovError('body_too_large', { subject: `exceeds maximum size of ${o.limits.maxBodyBytes} bytes (THOUGHTGATE_MAX_REQUEST_BODY_BYTES)` });
+      // 413, after the body was read to its end (transport/http-server.ts), so the client sees it.
+      ex.respond(err.httpStatus, rejectHeaders(ex), errorResponse(null, err, correlationId));
       return;
     }
     const type = ex.headers['content-type'];
@@ -195,7 +212,7 @@ export class Pipeline {
       // A body we cannot read exactly as the upstream would (another media type, compression) is not judged.
       o.telemetry.error('unsupported_media_type', 'POST');
       const why = encoding !== undefined ? `Content-Encoding '${encoding}' is not supported` : `Content-Type must be application/json (got '${type ?? 'none'}')`;
-      ex.respond(415, JSON_HEADERS, errorResponse(null, new GovError('invalid_request', { subject: why }), correlationId));
+      ex.respond(415, rejectHeaders(ex), errorResponse(null, new GovError('invalid_request', { subject: why }), correlationId));
       return;
     }
     let decoded;
@@ -205,7 +222,8 @@ export class Pipeline {
       const err = e instanceof GovError ? e : new GovError('parse_error', { subject: String(e) });
       o.telemetry.framing(err.kind);
       o.telemetry.error(err.kind, 'unknown');
-      ex.respond(200, JSON_HEADERS, errorResponse(null, err, correlationId));
+      // 400 (parse error, invalid request): the transport's status for a body the server rejects.
+      ex.respond(err.httpStatus, rejectHeaders(ex), errorResponse(null, err, correlationId));
       return;
     }
     if (this.postsInFlight >= o.limits.maxConcurrentRequests) {
@@ -238,7 +256,7 @@ export class Pipeline {
       const mismatch = checkStandardHeaders(ex.headers, method, params, isRequest);
       if (mismatch !== undefined) {
         o.telemetry.error(mismatch.kind, method);
-        ex.respond(mismatch.httpStatus, JSON_HEADERS, errorResponse(id, mismatch, correlationId));
+        ex.respond(mismatch.httpStatus, rejectHeaders(ex), errorResponse(id, mismatch, correlationId));
         return;
       }
       const screened = this.screen(method, isRequest, params, () => this.versionOf(ex.headers, params), correlationId, sessionId, snapshot);
@@ -247,7 +265,7 @@ export class Pipeline {
         else {
           // A notification the proxy will not pass on: HTTP 400 with an id-less error (MCP transports).
           o.telemetry.error(screened.kind, methodLabel(method));
-          ex.respond(400, JSON_HEADERS, errorResponse(null, screened, correlationId));
+          ex.respond(400, rejectHeaders(ex), errorResponse(null, screened, correlationId));
         }
         return;
       }
@@ -506,7 +524,8 @@ export class Pipeline {
       // Later revisions removed batching; an SDK server would otherwise execute every element unjudged.
       o.telemetry.framing('unsupported_batch');
       const err = new GovError('invalid_request', { subject: `JSON-RPC batches are not supported on protocol version ${version}` });
-      ex.respond(200, JSON_HEADERS, errorResponse(null, err, correlationId));
+      o.telemetry.error(err.kind, 'batch');
+      ex.respond(err.httpStatus, rejectHeaders(ex), errorResponse(null, err, correlationId));
       return;
     }
     // Every element is judged on the one snapshot this request started with.
@@ -612,7 +631,7 @@ export class Pipeline {
   private api(ex: Exchange): void {
     const o = this.o;
     if (ex.overLimit) {
-      ex.respond(413, JSON_HEADERS, JSON.stringify({ error: 'body_too_large', message: `over ${o.limits.maxBodyBytes} bytes` }), ex.body === null);
+      ex.respond(413, JSON_HEADERS, JSON.stringify({ error: 'body_too_large', message: `over ${o.limits.maxBodyBytes} bytes` }));
       return;
     }
     const started = performance.now();

@@ -24,10 +24,15 @@ after(async () => {
 const call = (id, name, extra = {}) => ({ jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: {}, ...extra } });
 const H = { 'mcp-protocol-version': '2025-06-18' };
 
-/** Sends `body` and asserts the answer is a JSON-RPC error with `code` and the upstream saw `marker` nowhere. */
-async function refused(body, code, marker, headers = H) {
+/**
+ * Sends `body` and asserts the answer is a JSON-RPC error with `code` and the upstream saw
+ * `marker` nowhere; with `status`, also the HTTP status (the proxy's own rejections of a body
+ * carry the transport's status: 400, 413; gate denials are 200).
+ */
+async function refused(body, code, marker, headers = H, status = undefined) {
   const before = up.bodies.length;
   const r = await post(proxy.url, body, headers);
+  if (status !== undefined) assert.equal(r.status, status, r.text.slice(0, 300));
   assert.equal(r.messages.length >= 1, true, `an error body came back: ${r.status} ${r.text.slice(0, 200)}`);
   assert.equal(r.messages[0].error?.code, code, r.text.slice(0, 300));
   if (marker) assert.equal(up.bodies.slice(before).some((b) => b.raw.includes(marker)), false, `${marker} reached the upstream`);
@@ -35,8 +40,8 @@ async function refused(body, code, marker, headers = H) {
 }
 
 test('denied and hidden calls never reach the upstream; allowed ones arrive byte for byte', async () => {
-  await refused(call(1, 'delete_user'), -32014, 'delete_user');
-  await refused(call(2, 'secret_dump'), -32015, 'secret_dump');
+  await refused(call(1, 'delete_user'), -32014, 'delete_user', H, 200);
+  await refused(call(2, 'secret_dump'), -32015, 'secret_dump', H, 200);
   const raw = `{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"echo","arguments":{"n":1.50,"s":"\\u00e9"}}}`;
   const before = up.bodies.length;
   const r = await post(proxy.url, raw, H);
@@ -45,7 +50,7 @@ test('denied and hidden calls never reach the upstream; allowed ones arrive byte
 });
 
 test('duplicate keys cannot smuggle another tool name past the gates', async () => {
-  await refused('{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"echo","name":"delete_user"}}', -32600, 'delete_user');
+  await refused('{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"echo","name":"delete_user"}}', -32600, 'delete_user', H, 400);
   await refused('{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"delete_user","na\\u006de":"echo"}}', -32600, 'delete_user');
   await refused('{"jsonrpc":"2.0","id":6,"method":"tools/list","method":"tools/call","params":{"name":"delete_user"}}', -32600, 'delete_user');
 });
@@ -63,7 +68,7 @@ test('bytes another parser could read differently are refused, never forwarded',
     ['{"jsonrpc":"1.0","id":14,"method":"tools/call","params":{"name":"version_marker"}}', -32600, 'version_marker'],
     ['"just a string"', -32600, 'just a string'],
   ];
-  for (const [body, code, marker] of bodies) await refused(body, code, marker);
+  for (const [body, code, marker] of bodies) await refused(body, code, marker, H, 400);
 });
 
 test('content-type and content-encoding tricks are refused with 415', async () => {
@@ -83,7 +88,8 @@ test('body size: exactly at the limit is judged, one byte past is refused', asyn
   const ok = await post(proxy.url, atLimit, H);
   assert.ok(ok.messages[0].result, 'at the limit: forwarded');
   const over = atLimit.replace('"pad":"', '"pad":"y');
-  await refused(over, -32600, 'yxxxx');
+  const r = await refused(over, -32600, 'yxxxx', H, 413);
+  assert.equal(r.messages[0].error.data.error_type, 'body_too_large');
 });
 
 test('a chunked body over the limit is refused without a Content-Length to go by', async () => {
@@ -91,7 +97,7 @@ test('a chunked body over the limit is refused without a Content-Length to go by
   const text = await new Promise((resolve) => {
     const chunks = [];
     const s = net.connect(proxy.port, '127.0.0.1', () => {
-      s.write(`POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nAccept: application/json\r\nTransfer-Encoding: chunked\r\n\r\n`);
+      s.write(`POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nAccept: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n`);
       for (let i = 0; i < body.length; i += 1000) {
         const part = body.slice(i, i + 1000);
         s.write(`${Buffer.byteLength(part).toString(16)}\r\n${part}\r\n`);
@@ -103,6 +109,7 @@ test('a chunked body over the limit is refused without a Content-Length to go by
     s.on('error', () => resolve(Buffer.concat(chunks).toString()));
     setTimeout(() => s.destroy(), 5000);
   });
+  assert.match(text, /^HTTP\/1\.1 413 /);
   assert.match(text, /-32600/);
   assert.equal(up.received('chunked_marker'), false);
 });
@@ -149,8 +156,8 @@ test('batch limits: exactly max is accepted, max+1, empty and initialize-inside 
 
 test('batches on later protocol versions are refused whole, nothing forwarded', async () => {
   const { headers } = await rawSession(proxy.url, '2025-06-18');
-  await refused([call(300, 'batch2025_marker'), call(301, 'echo')], -32600, 'batch2025_marker', headers);
-  await refused([call(302, 'batchmodern_marker')], -32600, 'batchmodern_marker', { 'mcp-protocol-version': '2026-07-28' });
+  await refused([call(300, 'batch2025_marker'), call(301, 'echo')], -32600, 'batch2025_marker', headers, 400);
+  await refused([call(302, 'batchmodern_marker')], -32600, 'batchmodern_marker', { 'mcp-protocol-version': '2026-07-28' }, 400);
 });
 
 test('a governed call without a name is invalid params, not forwarded', async () => {

@@ -2,14 +2,15 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { resolveSettings, SettingsError } from './settings.js';
 
-test('defaults match the original: ports 7467/7469, enforce, 300 s, batch 100', () => {
+test('defaults match the original: ports 7467/7469, enforce, 300 s, batch 100; the body limit is the SDK servers\' 4 MiB', () => {
   const s = resolveSettings({}, {});
   assert.equal(s.port, 7467);
   assert.equal(s.adminPort, 7469);
   assert.equal(s.mode, 'enforce');
   assert.equal(s.requestTimeoutMs, 300_000);
   assert.equal(s.limits.maxBatchSize, 100);
-  assert.equal(s.limits.maxBodyBytes, 1024 * 1024);
+  assert.equal(s.limits.maxBodyBytes, 4 * 1024 * 1024, 'what the SDK servers accept');
+  assert.equal(s.limits.maxDrainBytes, 16 * 1024 * 1024);
   assert.equal(s.configPath, './thoughtgate.yaml');
 });
 
@@ -90,4 +91,16 @@ test('fair-share limits: defaults, edges, and past them', () => {
   assert.equal(resolveSettings({}, { THOUGHTGATE_STDIO_SWEEP_INTERVAL_MS: '0' }).stdioSweepMs, undefined);
   assert.throws(() => resolveSettings({}, { THOUGHTGATE_STDIO_SWEEP_INTERVAL_MS: '9' }), /out of range/);
   assert.throws(() => resolveSettings({}, { THOUGHTGATE_STDIO_SWEEP_INTERVAL_MS: '600001' }), /out of range/);
+});
+
+test('body limits: THOUGHTGATE_MAX_REQUEST_BODY_BYTES and _MAX_BODY_DRAIN_BYTES at and past their bounds', () => {
+  const limits = (env: Record<string, string>) => resolveSettings({}, env).limits;
+  assert.equal(limits({ THOUGHTGATE_MAX_REQUEST_BODY_BYTES: '64' }).maxBodyBytes, 64);
+  assert.equal(limits({ THOUGHTGATE_MAX_REQUEST_BODY_BYTES: String(1 << 30) }).maxBodyBytes, 1 << 30);
+  assert.throws(() => limits({ THOUGHTGATE_MAX_REQUEST_BODY_BYTES: '63' }), SettingsError);
+  assert.throws(() => limits({ THOUGHTGATE_MAX_REQUEST_BODY_BYTES: String((1 << 30) + 1) }), SettingsError);
+  assert.equal(limits({ THOUGHTGATE_MAX_BODY_DRAIN_BYTES: '0' }).maxDrainBytes, 0, '0: never drain, answer and close');
+  assert.equal(limits({ THOUGHTGATE_MAX_BODY_DRAIN_BYTES: String(1 << 30) }).maxDrainBytes, 1 << 30);
+  assert.throws(() => limits({ THOUGHTGATE_MAX_BODY_DRAIN_BYTES: '-1' }), SettingsError);
+  assert.throws(() => limits({ THOUGHTGATE_MAX_BODY_DRAIN_BYTES: String((1 << 30) + 1) }), SettingsError);
 });

@@ -150,7 +150,8 @@ export const ENV_HELP: ReadonlyArray<readonly [string, string]> = [
   ['THOUGHTGATE_REQUEST_TIMEOUT_SECS', 'time for the upstream to answer a request (default 300)'],
   ['THOUGHTGATE_STREAM_READ_TIMEOUT_SECS', 'longest silence inside a streamed answer (default 300)'],
   ['THOUGHTGATE_SHUTDOWN_TIMEOUT_SECS', 'time to drain in-flight requests on SIGTERM (default 30)'],
-  ['THOUGHTGATE_MAX_REQUEST_BODY_BYTES', 'largest request body (default 1048576)'],
+  ['THOUGHTGATE_MAX_REQUEST_BODY_BYTES', 'largest request body; larger gets 413 with -32600 (default 4194304, as the SDK servers)'],
+  ['THOUGHTGATE_MAX_BODY_DRAIN_BYTES', 'bytes of an over-limit body read and discarded so the client gets its 413; past it the connection is closed (default 16777216)'],
   ['THOUGHTGATE_MAX_JSON_DEPTH', 'deepest JSON nesting accepted (default 64)'],
   ['THOUGHTGATE_MAX_BATCH_SIZE', 'largest JSON-RPC batch on 2025-03-26 sessions (default 100, 1..10000)'],
   ['THOUGHTGATE_MAX_CONCURRENT_REQUESTS', 'most requests in flight to the upstream; more get -32009 (default 10000)'],
@@ -234,6 +235,7 @@ export function resolveSettings(flags: Flags, env: Env = process.env): Settings 
   if (port !== 0 && port === adminPort) throw new SettingsError(`THOUGHTGATE_OUTBOUND_PORT and THOUGHTGATE_ADMIN_PORT are both ${port}`);
   const limits: Limits = {
     maxBodyBytes: int(env, 'THOUGHTGATE_MAX_REQUEST_BODY_BYTES', DEFAULT_LIMITS.maxBodyBytes, 64, 1 << 30),
+    maxDrainBytes: int(env, 'THOUGHTGATE_MAX_BODY_DRAIN_BYTES', DEFAULT_LIMITS.maxDrainBytes, 0, 1 << 30),
     maxDepth: int(env, 'THOUGHTGATE_MAX_JSON_DEPTH', DEFAULT_LIMITS.maxDepth, 2, 10_000),
     maxBatchSize: int(env, 'THOUGHTGATE_MAX_BATCH_SIZE', DEFAULT_LIMITS.maxBatchSize, 1, 10_000),
     maxLineBytes: int(env, 'THOUGHTGATE_MAX_LINE_BYTES', DEFAULT_LIMITS.maxLineBytes, 64, 1 << 30),

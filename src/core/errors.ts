@@ -22,6 +22,7 @@ export type ErrorKind =
   | 'upstream_error'
   | 'parse_error'
   | 'invalid_request'
+  | 'body_too_large'
   | 'invalid_params'
   | 'internal_error'
   | 'header_mismatch'
@@ -31,6 +32,13 @@ export type ErrorKind =
 interface Row {
   code: number;
   gate?: Gate;
+  /**
+   * The HTTP status when this error is the proxy's own rejection of a whole HTTP request (the
+   * status the MCP transport specification gives; the SDK servers answer the same). Absent: 200.
+   * Per-message answers (gate denials, an element of a batch, an upstream failure) are always
+   * HTTP 200 whatever this says: clients treat a non-2xx answer as a transport failure.
+   */
+  status?: number;
   /** builds the message from the subject (tool name, task id, detail) */
   message: (subject: string) => string;
 }
@@ -51,13 +59,16 @@ const TABLE: Record<ErrorKind, Row> = {
   upstream_connection_failed: { code: -32000, message: () => 'Cannot connect to MCP server' },
   upstream_timeout: { code: -32001, message: () => 'MCP server did not respond in time' },
   upstream_error: { code: -32002, message: (s) => `MCP server error: ${s}` },
-  parse_error: { code: -32700, message: (s) => `Invalid JSON: ${s}` },
-  invalid_request: { code: -32600, message: (s) => `Invalid JSON-RPC request: ${s}` },
+  parse_error: { code: -32700, status: 400, message: (s) => `Invalid JSON: ${s}` },
+  invalid_request: { code: -32600, status: 400, message: (s) => `Invalid JSON-RPC request: ${s}` },
+  // Over THOUGHTGATE_MAX_REQUEST_BODY_BYTES: 413, and the body is read to its end first so the
+  // client gets this answer instead of a reset (transport/http-server.ts).
+  body_too_large: { code: -32600, status: 413, message: (s) => `Request body too large: ${s}` },
   invalid_params: { code: -32602, message: (s) => `Invalid parameters: ${s}` },
   internal_error: { code: -32603, message: (s) => `Internal error. Reference: ${s}` },
   // The v2 SDK server answers a header/body disagreement with HTTP 400 and -32020 (SEP-2243);
   // we answer the same way so clients see one behaviour with or without the proxy.
-  header_mismatch: { code: -32020, message: (s) => `Header mismatch: ${s}` },
+  header_mismatch: { code: -32020, status: 400, message: (s) => `Header mismatch: ${s}` },
   // `governance.unknown_methods: deny`: what a server answers for a method it does not have.
   method_not_found: { code: -32601, message: (s) => `Method not found: ${s}` },
   // A spelling of an MCP method that is not one (`Tools/call`, `tools.call`, homoglyphs): no MCP
@@ -86,7 +97,7 @@ export interface GovErrorInit {
   tool?: string;
   details?: string;
   retryAfter?: number;
-  /** HTTP status to answer with when this error ends a whole HTTP exchange (default 200) */
+  /** HTTP status when this error ends a whole HTTP exchange (default: the table's status, else 200) */
   httpStatus?: number;
 }
 
@@ -109,7 +120,7 @@ export class GovError extends Error {
     this.tool = init.tool;
     this.details = init.details;
     this.retryAfter = init.retryAfter ?? (kind === 'rate_limited' ? 1 : undefined);
-    this.httpStatus = init.httpStatus ?? 200;
+    this.httpStatus = init.httpStatus ?? row.status ?? 200;
   }
 
   toJsonRpcError(correlationId: string): JsonRpcErrorObject {

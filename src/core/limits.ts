@@ -3,6 +3,8 @@
 export interface Limits {
   /** largest HTTP request body accepted, bytes */
   maxBodyBytes: number;
+  /** bytes of an over-limit body read and discarded so the client gets the 413 (then the connection closes) */
+  maxDrainBytes: number;
   /** largest JSON nesting depth accepted */
   maxDepth: number;
   /** largest JSON-RPC batch (2025-03-26 sessions only) */
@@ -22,7 +24,10 @@ export interface Limits {
 }
 
 export const DEFAULT_LIMITS: Limits = {
-  maxBodyBytes: 1024 * 1024,
+  // 4 MiB: what the SDK servers accept (TypeScript MAXIMUM_MESSAGE_SIZE '4mb', Python likewise);
+  // a smaller limit refused calls the server behind us would have taken.
+  maxBodyBytes: 4 * 1024 * 1024,
+  maxDrainBytes: 16 * 1024 * 1024,
   maxDepth: 64,
   maxBatchSize: 100,
   maxLineBytes: 10 * 1024 * 1024,

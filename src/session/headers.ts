@@ -74,7 +74,7 @@ function decodeNameHeader(raw: string): string | undefined {
 }
 
 function mismatch(details: string): GovError {
-  return new GovError('header_mismatch', { subject: details, details, httpStatus: 400 });
+  return new GovError('header_mismatch', { subject: details, details }); // HTTP 400: the table's status
 }
 
 /**

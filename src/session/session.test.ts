@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { checkStandardHeaders, upstreamHeaders, bodyClaimedVersion } from './headers.js';
-import { originPolicy } from './origin.js';
+import { corsHeaders, originPolicy, preflightHeaders } from './origin.js';
 import { SessionTable } from './sessions.js';
 
 const META = { 'io.modelcontextprotocol/protocolVersion': '2026-07-28' };
@@ -86,4 +86,16 @@ test('the session table is bounded and forgets idle sessions', () => {
   const until = Date.now() + 5;
   while (Date.now() < until) { /* let the clock move past the idle limit */ }
   assert.equal(idle.get('x'), undefined);
+});
+
+test('CORS preflight headers: the MCP set, plus what the page asked for once each, never a name that is not a token', () => {
+  const h = preflightHeaders('http://localhost:6274', 'content-type, MCP-SESSION-ID, x-custom, traceparent, bad name, a\tb, , x-custom');
+  const allowed = h['access-control-allow-headers']!.split(', ');
+  assert.deepEqual(allowed, ['Content-Type', 'Accept', 'Authorization', 'Mcp-Session-Id', 'MCP-Protocol-Version', 'Mcp-Method', 'Mcp-Name', 'Last-Event-ID', 'x-custom', 'traceparent']);
+  assert.equal(h['access-control-allow-origin'], 'http://localhost:6274');
+  assert.equal(h['access-control-allow-methods'], 'GET, POST, DELETE, OPTIONS');
+  assert.match(h['access-control-expose-headers']!, /Mcp-Session-Id/);
+  assert.equal(h['vary'], 'Origin');
+  assert.equal(preflightHeaders('http://localhost:1', undefined)['access-control-allow-headers']!.split(', ').length, 8);
+  assert.deepEqual(Object.keys(corsHeaders('http://x')).sort(), ['access-control-allow-origin', 'access-control-expose-headers', 'vary']);
 });

@@ -7,6 +7,7 @@ import { STATUS_CODES } from 'node:http';
 import { createServer } from 'node:net';
 import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket } from 'uWebSockets.js';
 import { GovError, errorResponse } from '../core/errors.js';
+import { DEFAULT_LIMITS } from '../core/limits.js';
 import type { HeaderMap } from '../upstream/types.js';
 import { reportInternal } from './contain.js';
 import { loadUws } from './uws.js';
@@ -17,6 +18,12 @@ export interface TrafficServerOptions {
   host: string;
   port: number;
   maxBodyBytes: number;
+  /**
+   * How much of a body over `maxBodyBytes` is read and thrown away so that the client, still
+   * sending, gets the 413 instead of a reset. Past it the answer goes out and the connection is
+   * closed (the client may then see a reset: it was sending far more than allowed).
+   */
+  maxDrainBytes?: number;
   handler: TrafficHandler;
 }
 
@@ -35,16 +42,27 @@ function statusLine(status: number): string {
 
 let active = 0;
 
-/** how much of an over-limit body is read and discarded before the connection is cut */
-const DRAIN_SLACK_BYTES = 1024 * 1024;
+/** default for `maxDrainBytes` (THOUGHTGATE_MAX_BODY_DRAIN_BYTES) */
+export const DEFAULT_DRAIN_BYTES = DEFAULT_LIMITS.maxDrainBytes;
 
 export class Exchange {
   readonly method: string;
   readonly path: string;
   readonly headers: HeaderMap;
   body: Buffer | null = null;
-  /** the body was larger than allowed; it was not read to the end */
+  /** the body was larger than allowed (and is not kept) */
   overLimit = false;
+  /**
+   * Part of the request body was never read (over the drain limit): any answer closes the
+   * connection, since the unread bytes would otherwise be parsed as the next request.
+   */
+  bodyUnread = false;
+  /**
+   * CORS headers for an Origin the origin policy allowed (set by the pipeline,
+   * session/origin.ts): added to any answer that carries no CORS headers of its own, so a
+   * browser page on that origin may read it (and its Mcp-Session-Id).
+   */
+  cors: HeaderMap | undefined = undefined;
   aborted = false;
   finished = false;
   private headWritten = false;
@@ -65,10 +83,16 @@ export class Exchange {
     this.finished = true;
     active--;
     const res = this.res;
+    if (this.cors !== undefined) headers = withCors(headers ?? {}, this.cors);
+    const close = closeConnection || this.bodyUnread;
     res.cork(() => {
       res.writeStatus(statusLine(status));
       if (headers !== null) for (const name in headers) res.writeHeader(name, headers[name]!);
-      res.end(body, closeConnection);
+      // A 204 must carry no Content-Length (RFC 9110 §8.6), which end() writes. endWithoutBody
+      // cannot also close (its first argument would be taken as a length); a closing 204 keeps
+      // end()'s "Content-Length: 0", harmless on a connection that ends.
+      if (status === 204 && !close) res.endWithoutBody();
+      else res.end(body, close);
     });
   }
 
@@ -76,6 +100,7 @@ export class Exchange {
     if (this.aborted || this.finished || this.headWritten) return;
     this.headWritten = true;
     const res = this.res;
+    if (this.cors !== undefined) headers = withCors(headers, this.cors);
     res.cork(() => {
       res.writeStatus(statusLine(status));
       for (const name in headers) res.writeHeader(name, headers[name]!);
@@ -195,35 +220,48 @@ function onRequest(res: HttpResponse, req: HttpRequest, opts: TrafficServerOptio
   }
 }
 
+/**
+ * Reads a POST body, then hands the exchange on. A body over the limit is not kept but still
+ * read to its end (up to `maxDrainBytes` past the limit) before the handler answers 413: a
+ * server that answers and closes while the client is still sending makes the client's kernel
+ * see a reset, and clients then report "fetch failed" or a dead session instead of the answer.
+ */
 function start(res: HttpResponse, ex: Exchange, opts: TrafficServerOptions): void {
   const method = ex.method;
   if (method !== 'POST') {
     opts.handler(ex);
     return;
   }
+  const max = opts.maxBodyBytes;
+  const drainUpTo = max + (opts.maxDrainBytes ?? DEFAULT_DRAIN_BYTES);
   const declared = Number(ex.headers['content-length']);
-  if (declared > opts.maxBodyBytes) {
+  if (declared > max) {
     ex.overLimit = true;
-    opts.handler(ex);
-    return;
+    if (declared > drainUpTo) {
+      // More than we are willing to read: answer now, and close (bodyUnread).
+      ex.bodyUnread = true;
+      opts.handler(ex);
+      return;
+    }
   }
   const chunks: Buffer[] = [];
   let size = 0;
   res.onData((ab, isLast) => {
     // called from native code: an exception here would end the process
     try {
-      size += ab.byteLength;
-      if (ex.overLimit) {
-        // Already answered: discard the rest so the answer is not lost to a reset, but stop
-        // reading a body that goes on far past the limit.
-        if (size > opts.maxBodyBytes * 4 + DRAIN_SLACK_BYTES && !ex.aborted) res.close();
-        return;
-      }
       if (ex.finished) return;
-      if (size > opts.maxBodyBytes) {
+      size += ab.byteLength;
+      if (size > max && !ex.overLimit) {
         ex.overLimit = true;
         chunks.length = 0;
-        opts.handler(ex);
+      }
+      if (ex.overLimit) {
+        if (isLast) opts.handler(ex);
+        else if (size > drainUpTo) {
+          // A body without a Content-Length (chunked) that goes on far past the limit.
+          ex.bodyUnread = true;
+          opts.handler(ex);
+        }
         return;
       }
       // uWS neuters the ArrayBuffer after this callback returns: copy, even the last chunk.
@@ -272,3 +310,15 @@ export async function startTrafficServer(opts: TrafficServerOptions): Promise<Tr
 }
 
 type Uws = ReturnType<typeof loadUws>;
+
+/**
+ * CORS headers for an answer to a request from an allowed Origin, unless the answer already
+ * carries its own (an upstream's CORS headers are relayed as it sent them).
+ */
+function withCors(headers: HeaderMap, cors: HeaderMap): HeaderMap {
+  if (headers['access-control-allow-origin'] !== undefined) return headers;
+  const out = { ...headers, ...cors };
+  const vary = headers['vary'];
+  if (vary !== undefined && cors['vary'] !== undefined) out['vary'] = `${vary}, ${cors['vary']}`;
+  return out;
+}

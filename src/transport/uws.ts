@@ -24,5 +24,20 @@ export function loadUws(): Uws {
         'reinstall with `npm install` on a supported Node (20.x, linux x64/arm64, macOS).',
     );
   }
+  silenceMark(loaded);
   return loaded;
+}
+
+/**
+ * uWS writes a `uWebSockets: 20` header on every response (HttpResponse::writeMark) unless the
+ * loop's `noMark` flag is set; a proxy must not add an implementation header the upstream never
+ * sent. uWebSockets.js sets that flag through its undocumented `_cfg`, whose key is compared
+ * by character sum (656: 'silent' plus one). Loop-wide: every app of this process. The `Date`
+ * header that writeMark also writes cannot be turned off in this build; relayed answers carry
+ * uWS's Date instead of the upstream's (response/relay.ts drops the upstream's, so there is one).
+ */
+function silenceMark(uws: Uws): void {
+  // A build without _cfg would still serve correctly; the header tests would name the leak.
+  const cfg = (uws as unknown as { _cfg?: (key: string) => void })._cfg;
+  if (typeof cfg === 'function') cfg('silent');
 }
