@@ -21,6 +21,7 @@ import { createAuditWriter, reopenOnSignal } from './telemetry/audit.js';
 import { logger } from './telemetry/log.js';
 import { metrics } from './telemetry/metrics.js';
 import { startTrafficServer, type TrafficServer } from './transport/http-server.js';
+import { uwsBuild } from './transport/uws.js';
 import { LeanHttpUpstream } from './upstream/h1/client.js';
 import { createApprovals, type Approvals } from './approvals/setup.js';
 import { StdioUpstream } from './upstream/stdio.js';
@@ -214,12 +215,17 @@ export async function startSidecar(s: Settings): Promise<Sidecar> {
   });
   let traffic: TrafficServer;
   try {
-    traffic = await startTrafficServer({ host: s.bind, port: s.port, maxBodyBytes: s.limits.maxBodyBytes, maxDrainBytes: s.limits.maxDrainBytes, handler: (ex) => pipeline.handle(ex) });
+    traffic = await startTrafficServer({ host: s.bind, port: s.port, maxBodyBytes: s.limits.maxBodyBytes, maxDrainBytes: s.limits.maxDrainBytes, uwsBuild: s.uwsBuild, handler: (ex) => pipeline.handle(ex) });
   } catch (e) {
     await approvals.close();
     await admin.close();
     await upstream.close();
     throw e;
+  }
+  const uws = uwsBuild()!;
+  logger.info({ uws: uws.name, binary: uws.binary, skipped: uws.skipped }, 'traffic port served by native uWS');
+  if (!uws.answers431) {
+    logger.warn({ uws: uws.name, why_not_modern: uws.skipped }, 'this uWS build closes a request with more than 48 headers without answering 431; uWS 20.57 (Node 20-25, glibc >= 2.38) answers it');
   }
   // Hot reload (SIGHUP, or a change to the config file): build a complete new snapshot and swap
   // it in one assignment; requests already started keep the one they captured.

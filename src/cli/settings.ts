@@ -1,6 +1,7 @@
 // Runtime settings from flags and THOUGHTGATE_* environment variables (names and defaults
 // compatible with the original). An invalid value is a startup error that names the
 // variable; nothing silently falls back to a default.
+import type { UwsChoice } from '../transport/uws.js';
 import { isIP } from 'node:net';
 import { DEFAULT_LIMITS, type Limits } from '../core/limits.js';
 import type { Mode } from '../pipeline.js';
@@ -45,6 +46,8 @@ export interface Settings {
   apiToken: string | undefined;
   /** THOUGHTGATE_API_OPEN=loopback: callers on a loopback address need no token */
   apiOpenLoopback: boolean;
+  /** THOUGHTGATE_UWS_BUILD: which native uWS build serves the traffic port */
+  uwsBuild: UwsChoice;
   limits: Limits;
   approvals: ApprovalSettings;
 }
@@ -151,6 +154,7 @@ export const ENV_HELP: ReadonlyArray<readonly [string, string]> = [
   ['THOUGHTGATE_STREAM_READ_TIMEOUT_SECS', 'longest silence inside a streamed answer (default 300)'],
   ['THOUGHTGATE_SHUTDOWN_TIMEOUT_SECS', 'time to drain in-flight requests on SIGTERM (default 30)'],
   ['THOUGHTGATE_MAX_REQUEST_BODY_BYTES', 'largest request body; larger gets 413 with -32600 (default 4194304, as the SDK servers)'],
+  ['THOUGHTGATE_UWS_BUILD', 'native uWS build of the traffic port: auto (default: uWS 20.57, which answers 431 and runs on Node 20-25 with glibc >= 2.38, else uWS 20.30 for Node <= 20 on older glibc), modern or legacy (that one or fail)'],
   ['THOUGHTGATE_MAX_BODY_DRAIN_BYTES', 'bytes of an over-limit body read and discarded so the client gets its 413; past it the connection is closed (default 16777216)'],
   ['THOUGHTGATE_MAX_JSON_DEPTH', 'deepest JSON nesting accepted (default 64)'],
   ['THOUGHTGATE_MAX_BATCH_SIZE', 'largest JSON-RPC batch on 2025-03-26 sessions (default 100, 1..10000)'],
@@ -279,6 +283,7 @@ export function resolveSettings(flags: Flags, env: Env = process.env): Settings 
     cedarSpinMicros: int(env, 'THOUGHTGATE_CEDAR_SPIN_US', 50, 0, 1000),
     apiToken: env['THOUGHTGATE_API_TOKEN'] || undefined,
     apiOpenLoopback: choice(env, 'THOUGHTGATE_API_OPEN', ['loopback', 'none'], 'none') === 'loopback',
+    uwsBuild: choice(env, 'THOUGHTGATE_UWS_BUILD', ['auto', 'modern', 'legacy'], 'auto') as UwsChoice,
     limits,
     approvals: {
       stateDir: env['THOUGHTGATE_STATE_DIR'] || defaultStateDir(env, port),

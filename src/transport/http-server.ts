@@ -10,7 +10,7 @@ import { GovError, errorResponse } from '../core/errors.js';
 import { DEFAULT_LIMITS } from '../core/limits.js';
 import type { HeaderMap } from '../upstream/types.js';
 import { reportInternal } from './contain.js';
-import { loadUws } from './uws.js';
+import { loadUws, type UwsChoice } from './uws.js';
 
 export type TrafficHandler = (ex: Exchange) => void;
 
@@ -24,6 +24,8 @@ export interface TrafficServerOptions {
    * closed (the client may then see a reset: it was sending far more than allowed).
    */
   maxDrainBytes?: number;
+  /** which uWS build to use (THOUGHTGATE_UWS_BUILD): the first that loads by default */
+  uwsBuild?: UwsChoice;
   handler: TrafficHandler;
 }
 
@@ -290,7 +292,7 @@ function assertPortFree(host: string, port: number): Promise<void> {
 }
 
 export async function startTrafficServer(opts: TrafficServerOptions): Promise<TrafficServer> {
-  const uws = loadUws();
+  const uws = loadUws(opts.uwsBuild);
   await assertPortFree(opts.host, opts.port);
   const app: TemplatedApp = uws.App();
   app.any('/*', (res, req) => onRequest(res, req, opts));

@@ -270,7 +270,7 @@ export async function startGovernanceService(o: GovernanceOptions): Promise<Gove
   };
 
   // A shim sends whole stdio lines (a big tools/list answer to filter): its limit is the line limit.
-  const traffic = await startTrafficServer({ host: '127.0.0.1', port: o.port, maxBodyBytes: Math.max(s.limits.maxBodyBytes, s.limits.maxLineBytes + 64 * 1024), handler: handle });
+  const traffic = await startTrafficServer({ host: '127.0.0.1', port: o.port, maxBodyBytes: Math.max(s.limits.maxBodyBytes, s.limits.maxLineBytes + 64 * 1024), uwsBuild: s.uwsBuild, handler: handle });
   const reload = async (why: string): Promise<void> => {
     try {
       const next = withServers(await loadFullSnapshot(configPath, cedar, ctx), o.serverIds);
