@@ -57,7 +57,9 @@ export function pythonMcp() {
     try {
       const venv = await run('python3', ['-m', 'venv', tmp], 120_000);
       if (venv.code !== 0) return { skip: `python3 -m venv failed (install python3-venv): ${venv.text.slice(-400)}` };
-      const pip = await run(join(tmp, 'bin', 'python'), ['-m', 'pip', 'install', '--quiet', `mcp==${MCP_PY_VERSION}`], 600_000);
+      // --retries 1: where one configured index is unreachable and the wheels come from another
+      // (a mirror, find-links), pip's default of 5 retries with backoff cost ~4 minutes here; 1 costs seconds.
+      const pip = await run(join(tmp, 'bin', 'python'), ['-m', 'pip', 'install', '--quiet', '--retries', '1', `mcp==${MCP_PY_VERSION}`], 600_000);
       if (pip.code !== 0) throw new Error(`pip install mcp==${MCP_PY_VERSION} failed (exit ${pip.code}):\n${pip.text.slice(-2000)}`);
       writeFileSync(join(tmp, '.complete'), `mcp==${MCP_PY_VERSION}\n`);
       rmSync(dir, { recursive: true, force: true });
