@@ -5,7 +5,9 @@
 // scenarios with the v2 TypeScript SDK client.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { TARGETS, CLIENT_SCENARIOS, passes } from './support/conformance.mjs';
+import { TARGETS, CLIENT_SCENARIOS, passes, runServerSuite, compare } from './support/conformance.mjs';
+import { startProxy, sourceYaml, rule } from './helpers.mjs';
+import { startV2Server } from './fixtures/v2-server.mjs';
 
 const tail = (run) => run.text.slice(-600);
 
@@ -34,4 +36,21 @@ test('conformance, client scenarios with the v2 SDK client: the same checks pass
   for (const s of CLIENT_SCENARIOS) assert.ok(passes(r.direct.scenarios.get(s)), `${s} passes directly: ${JSON.stringify(r.direct.scenarios.get(s))} ${r.direct.text.slice(-1500)}`);
   assert.deepEqual(r.lostScenarios, [], r.via.text.slice(-3000));
   assert.deepEqual(r.lostChecks, []);
+});
+
+test('conformance: the comparison catches a scenario the proxy breaks (a deny rule on the tool it calls)', { timeout: 120_000 }, async () => {
+  const v2 = await startV2Server();
+  const proxy = await startProxy(sourceYaml(`    url: ${v2.url}`, { rules: rule('test_simple_text', 'deny') }));
+  try {
+    const scenario = 'tools-call-simple-text';
+    const direct = await runServerSuite(v2.url, { scenario });
+    const via = await runServerSuite(proxy.url, { scenario });
+    assert.ok(passes(direct.scenarios.get(scenario)), tail(direct));
+    const r = compare(direct, via);
+    assert.deepEqual(r.lostScenarios, [scenario]);
+    assert.deepEqual(r.lostChecks, [`${scenario}/tools-call-simple-text`]);
+  } finally {
+    await proxy.stop();
+    v2.close();
+  }
 });

@@ -75,11 +75,11 @@ function collect(out, nameOf, run) {
   return run;
 }
 
-/** `conformance server --url URL` (the active suite). */
-export async function runServerSuite(url, { timeoutMs = 90_000 } = {}) {
+/** `conformance server --url URL` (the active suite, or one `scenario`). */
+export async function runServerSuite(url, { scenario, timeoutMs = 90_000 } = {}) {
   const out = mkdtempSync(join(tmpdir(), 'tg-conf-'));
   try {
-    const { text } = await spawnSuite(['server', '--url', url, '-o', out], timeoutMs);
+    const { text } = await spawnSuite(['server', '--url', url, ...(scenario ? ['--scenario', scenario] : []), '-o', out], timeoutMs);
     return { ...collect(out, (d) => d.replace(/^server-/, ''), { scenarios: new Map(), checks: new Set(), failing: new Set() }), text };
   } finally {
     rmSync(out, { recursive: true, force: true });
