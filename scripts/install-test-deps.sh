@@ -4,6 +4,8 @@
 #   redis-server  (Debian package redis-server) - the Redis-backed approval store
 #   wrk           (Debian package wrk)          - second load generator in the bench smoke
 #   chromium      (Debian package chromium)     - the approvals console, driven by playwright-core
+#   python3 -m venv (Debian python3-venv)       - a venv for the Python MCP SDK (pip install mcp;
+#                                                  test/support/python.mjs)
 # Idempotent and quiet: when all are present it only runs a `command -v` check each.
 # Without root or apt-get it explains and exits 0; the tests that need a tool then skip.
 set -euo pipefail
@@ -13,6 +15,8 @@ missing=()
 for cmd in "${!wanted[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${wanted[$cmd]}")
 done
+# Debian's python3 lacks venv/ensurepip until python3-venv is installed.
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 [ "${#missing[@]}" -eq 0 ] && exit 0
 
 if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
@@ -50,3 +54,7 @@ for cmd in "${!wanted[@]}"; do
     exit 1
   fi
 done
+if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+  echo "install-test-deps: python3 -m venv still unavailable after installing python3-venv" >&2
+  exit 1
+fi
