@@ -9,11 +9,14 @@
 // A JSON array (a 2025-03-26 batch) is answered with an array: one answer per request, in order;
 // the big and SSE modes answer an element with an error there (they need the whole response).
 // Usage: node bench/fixture.mjs [--port N]   (prints the URL on stdout; port 0 = pick a free one)
-import uWS from 'uWebSockets.js';
+// The proxy's own loader: a native build that loads on this Node, never a package's JS fallback.
+import { loadUws } from '../dist/transport/uws.js';
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { realpathSync } from 'node:fs';
 import { wallClockMicros } from './lib/clock.mjs';
+
+const uWS = loadUws();
 
 const TOOLS = [
   { name: 'echo', description: 'Answers ok (the small, fast path)', inputSchema: { type: 'object', properties: { text: { type: 'string' } } } },

@@ -6,11 +6,12 @@
 #   chromium      (Debian package chromium)     - the approvals console, driven by playwright-core
 #   python3 -m venv (Debian python3-venv)       - a venv for the Python MCP SDK (pip install mcp;
 #                                                  test/support/python.mjs)
+#   patchelf      (Debian package patchelf)     - the Node 24 run on glibc < 2.38 (scripts/node24.sh)
 # Idempotent and quiet: when all are present it only runs a `command -v` check each.
 # Without root or apt-get it explains and exits 0; the tests that need a tool then skip.
 set -euo pipefail
 
-declare -A wanted=([promtool]=prometheus [redis-server]=redis-server [wrk]=wrk [chromium]=chromium)
+declare -A wanted=([promtool]=prometheus [redis-server]=redis-server [wrk]=wrk [chromium]=chromium [patchelf]=patchelf)
 missing=()
 for cmd in "${!wanted[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${wanted[$cmd]}")
