@@ -3,7 +3,8 @@
 #   docker run --read-only -p 7467:7467 -p 7469:7469 \
 #     -v "$PWD/thoughtgate.yaml:/etc/thoughtgate/config.yaml:ro" thoughtgate-ts:0.1.0
 
-ARG NODE_IMAGE=node:20-bookworm-slim
+# Node 24 LTS on Debian 13: uWS 20.57's binaries need glibc >= 2.38 (bookworm has 2.36).
+ARG NODE_IMAGE=node:24-trixie-slim
 
 # ---- build: compile TypeScript and native addons, then drop dev dependencies ----
 FROM ${NODE_IMAGE} AS build
@@ -44,6 +45,7 @@ COPY --from=build /app/bin ./bin
 # (unset, it follows --bind / THOUGHTGATE_BIND). Pass THOUGHTGATE_ADMIN_TOKEN and
 # THOUGHTGATE_API_TOKEN at run time; a generated admin token is written to the state volume.
 ENV NODE_ENV=production \
+    THOUGHTGATE_UWS_BUILD=modern \
     THOUGHTGATE_CONFIG=/etc/thoughtgate/config.yaml \
     THOUGHTGATE_OUTBOUND_PORT=7467 \
     THOUGHTGATE_ADMIN_PORT=7469 \

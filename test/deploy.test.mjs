@@ -165,15 +165,18 @@ function dockerfile() {
     });
 }
 
-test('Dockerfile: multi-stage on node:20-bookworm-slim, exposes 7467 and 7469, runs as a non-root user', () => {
+test('Dockerfile: multi-stage on node:24-trixie-slim (Node 24 LTS, glibc >= 2.38 for uWS 20.57, pinned binaries for it), exposes 7467 and 7469, runs as a non-root user', () => {
   const ins = dockerfile();
   const froms = ins.filter((i) => i.op === 'FROM');
   assert.ok(froms.length >= 2, 'multi-stage');
   const arg = ins.find((i) => i.op === 'ARG' && i.args.startsWith('NODE_IMAGE='));
   for (const f of froms) {
     const image = f.args.split(/\s+/)[0].replace('${NODE_IMAGE}', arg?.args.split('=')[1] ?? '');
-    assert.equal(image, 'node:20-bookworm-slim', f.args);
+    assert.equal(image, 'node:24-trixie-slim', f.args);
   }
+  assert.ok(ins.some((i) => i.op === 'ENV' && /THOUGHTGATE_UWS_BUILD=modern\b/.test(i.args)), 'the image insists on the 431-capable uWS build');
+  const pins = readFileSync(join(root, 'src/transport/uws-pins.ts'), 'utf8');
+  for (const arch of ['x64', 'arm64']) assert.match(pins, new RegExp(`'uws_linux_${arch}_137\\.node': '[0-9a-f]{64}'`), `a pinned Node 24 binary for linux ${arch}`);
   const exposed = ins.filter((i) => i.op === 'EXPOSE').flatMap((i) => i.args.split(/\s+/)).map((p) => p.replace(/\/tcp$/, ''));
   assert.ok(exposed.includes('7467') && exposed.includes('7469'), `EXPOSE ${exposed}`);
 

@@ -95,13 +95,21 @@ function tryLoad(c: Candidate, file: string): { uws: Uws; name: string; binary: 
   } catch (e) {
     return `${name}: ${file} missing (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`;
   }
-  const actual = createHash('sha256').update(bytes).digest('hex');
-  if (actual !== pinned) return `${name}: ${file} has sha256 ${actual}, not the pinned ${pinned}: refused`;
+  const refused = pinProblem(name, file, bytes);
+  if (refused !== undefined) return refused;
   try {
     return { uws: require(binary) as Uws, name, binary };
   } catch (e) {
     return `${name}: ${file} did not load: ${(e as Error).message.split('\n')[0]}`;
   }
+}
+
+/** Why these bytes are not the pinned binary `file` of package `name` (undefined: they are). */
+export function pinProblem(name: string, file: string, bytes: Buffer): string | undefined {
+  const pinned = UWS_PINS[name]?.[file];
+  if (pinned === undefined) return `${name}: no pinned binary ${file}`;
+  const actual = createHash('sha256').update(bytes).digest('hex');
+  return actual === pinned ? undefined : `${name}: ${file} has sha256 ${actual}, not the pinned ${pinned}: refused`;
 }
 
 /** The package's folder and name@version, found upward from its main entry (package.json may not be exported). */
