@@ -25,6 +25,14 @@ export interface RelayContext {
   readonly correlationId: string;
   /** true when the client's request expects a JSON-RPC answer in this body (a POSTed request) */
   expectsAnswer: boolean;
+  /**
+   * The POSTed request's id. When set (with expectsAnswer) the relay keeps answer discipline:
+   * the client gets exactly one JSON-RPC response, and it carries this id — an upstream's answer
+   * with another id, a second answer, a batch or a body that is not a response is never relayed
+   * (a client would dispatch a foreign id to another of its requests, e.g. an unfiltered list);
+   * an upstream that ends without answering gets the client a JSON-RPC error instead.
+   */
+  readonly id?: unknown;
   /** always parse and inspect JSON/SSE messages (list requests, initialize) */
   inspectAll: boolean;
   /** inspect messages that look like they may carry a list (GET streams: resumed answers of
@@ -66,6 +74,8 @@ export class Relay implements ResponseSink {
   private writable = true;
   private upstreamError: GovError | undefined;
   private ended = false;
+  /** the one response for the request's id has been relayed (answer discipline) */
+  private answered = false;
   resume?: () => void;
   abort?: () => void;
 
@@ -120,11 +130,23 @@ export class Relay implements ResponseSink {
     }
   }
 
+  /** whether this exchange answers one request whose id is known (see RelayContext.id) */
+  private get disciplined(): boolean {
+    return this.ctx.expectsAnswer && this.ctx.id !== undefined && this.ctx.id !== null;
+  }
+
   private head(status: number, headers: HeaderMap): void {
     this.status = status;
     this.ctx.onUpstreamHead?.(status, headers);
     const type = (headers['content-type'] ?? '').toLowerCase();
     this.headers = filterHeaders(headers);
+    if (this.disciplined && (status === 202 || status === 204 || status === 304)) {
+      // A request must be answered (JSON or SSE); "accepted" or an empty body leaves the client
+      // waiting for an answer that never comes, and whatever body came with it is not one.
+      this.mode = 'reject';
+      this.upstreamError = new GovError('upstream_error', { subject: `HTTP ${status}`, details: `Upstream error code: ${status}; the request was not answered` });
+      return;
+    }
     if (type.startsWith('text/event-stream')) {
       this.mode = 'sse';
       this.sse = new SseParser((ev) => this.onEvent(ev), this.ctx.maxEventBytes, (why) => this.failStream(why));
@@ -141,6 +163,8 @@ export class Relay implements ResponseSink {
     if (isJson) {
       // Collect only what must be inspected or is known to be small (one write, no chunked
       // framing); anything else streams, so a 16 MB answer never sits in memory.
+      // An answer to a request of unknown length is held while it is small: if it ends within
+      // SMALL_JSON_BYTES it is checked whole (answer discipline) like a json-buffer one.
       const length = Number(headers['content-length']);
       this.mode = this.ctx.inspectAll || (length >= 0 && length <= SMALL_JSON_BYTES) ? 'json-buffer' : 'json-stream';
       return;
@@ -169,9 +193,15 @@ export class Relay implements ResponseSink {
         this.sse!.push(chunk);
         return this.writable;
       case 'json-stream':
+        if (!this.ex.headSent && this.disciplined && this.size + chunk.length <= SMALL_JSON_BYTES) {
+          // Small so far: hold it, so that an answer that ends here is checked whole.
+          this.size += chunk.length;
+          this.chunks.push(chunk);
+          return true;
+        }
         if (!this.ex.headSent) {
           // The first non-blank byte decides whether this is JSON at all; the head waits for it.
-          const verdict = looksLikeJsonValue(chunk);
+          const verdict = looksLikeJsonValue(this.chunks.length > 0 ? Buffer.concat([...this.chunks, chunk]) : chunk);
           if (verdict === undefined) {
             this.chunks.push(chunk);
             return true;
@@ -198,6 +228,10 @@ export class Relay implements ResponseSink {
 
   private end(): void {
     if (this.ended) return;
+    // A CR at the very end completes the last event only now; that event is relayed (or fails
+    // the stream) like any other.
+    if (this.mode === 'sse') this.sse!.end();
+    if (this.ended) return;
     this.ended = true;
     switch (this.mode) {
       case 'json-buffer': {
@@ -206,15 +240,26 @@ export class Relay implements ResponseSink {
         this.finishJson(body);
         return;
       }
-      case 'sse':
-        this.sse!.end();
+      case 'sse': {
+        if (this.disciplined && !this.answered) {
+          this.endStreamWith(new GovError('upstream_error', { subject: 'no answer', details: `Upstream error code: ${this.status}; the stream ended without answering the request` }));
+          return;
+        }
         this.ex.end();
         this.done(this.status, undefined);
         return;
+      }
       case 'reject':
         this.sendError(this.upstreamError!);
         return;
       case 'json-stream':
+        if (!this.ex.headSent && this.disciplined) {
+          // It ended small: checked whole.
+          const body = Buffer.concat(this.chunks, this.size);
+          this.chunks = [];
+          this.finishJson(body);
+          return;
+        }
         if (!this.ex.headSent && !this.ctx.expectsAnswer) {
           this.ex.writeHead(this.status, this.headers);
           for (const held of this.chunks) this.ex.write(held);
@@ -257,6 +302,30 @@ export class Relay implements ResponseSink {
       return;
     }
     let out: string | Buffer = body;
+    if (this.disciplined) {
+      // The whole answer is checked before a byte of it goes out: valid UTF-8, within the depth
+      // limit, JSON, one response, this request's id. Relayed as the upstream's exact bytes
+      // unless a list in it had to be filtered.
+      if (!isUtf8(body)) {
+        this.sendError(new GovError('upstream_error', { subject: 'answer is not valid UTF-8', details: `Upstream error code: ${this.status}; answer is not valid UTF-8` }));
+        return;
+      }
+      const text = body.toString('utf8');
+      const parsed = this.parseChecked(text);
+      const problem = parsed === NOT_PARSED ? this.why : this.answerProblem(parsed);
+      if (problem !== undefined) {
+        this.sendError(new GovError('upstream_error', { subject: problem, details: `Upstream error code: ${this.status}; ${problem}` }));
+        return;
+      }
+      this.answered = true;
+      if (this.ctx.inspectAll || mayNeedInspection(text)) {
+        const replaced = this.ctx.inspect(parsed);
+        out = replaced ?? (mayNeedInspection(text) ? JSON.stringify(parsed) : body);
+      }
+      this.ex.respond(this.status, this.headers, out);
+      this.done(this.status, undefined);
+      return;
+    }
     if (this.ctx.inspectAll || this.ctx.scan) {
       // Invalid UTF-8 in an answer that must be inspected is refused (an error for the request):
       // decoded, it would turn into U+FFFD and be neither the upstream's bytes nor filterable as
@@ -276,8 +345,38 @@ export class Relay implements ResponseSink {
     this.done(this.status, undefined);
   }
 
-  /** why the last inspectText returned null */
+  /** why the last inspectText or parseChecked failed */
   private why = '';
+
+  /** JSON text parsed within the depth limit, or NOT_PARSED (`why` says why) */
+  private parseChecked(text: string): unknown {
+    const maxDepth = this.ctx.maxDepth ?? DEFAULT_LIMITS.maxDepth;
+    if (jsonDepthOver(text, maxDepth)) {
+      this.why = `answer nested deeper than ${maxDepth} levels`;
+      return NOT_PARSED;
+    }
+    try {
+      return JSON.parse(text);
+    } catch {
+      this.why = 'invalid JSON';
+      return NOT_PARSED;
+    }
+  }
+
+  /** why `m` is not the one answer to this request, or undefined when it is */
+  private answerProblem(m: unknown): string | undefined {
+    if (Array.isArray(m)) return 'a batch answer to a single request';
+    if (m === null || typeof m !== 'object') return 'not a JSON-RPC response';
+    if ('method' in m) return 'a request or notification instead of the answer';
+    if (('result' in m) === ('error' in m)) return 'not a JSON-RPC response';
+    const id = (m as { id?: unknown }).id;
+    // An error with id null (or none, as the SDK servers send "Session not found" / "Bad
+    // Request" with 400/404) is the server's answer to a request it could not read the id of
+    // (JSON-RPC 2.0 §5): it answers this request, no other; it passes, status included.
+    if ((id === null || id === undefined) && 'error' in m) return undefined;
+    if (id !== this.ctx.id) return `an answer for id ${JSON.stringify(id) ?? 'none'}, not for this request`;
+    return undefined;
+  }
 
   /**
    * undefined: relay as is; null: cannot be inspected (not JSON, too deep; `why` says which),
@@ -318,6 +417,10 @@ export class Relay implements ResponseSink {
 
   private onEvent(ev: SseEvent): void {
     if (this.ended) return;
+    if (this.disciplined && ev.data.length > 0) {
+      this.onAnswerStreamEvent(ev);
+      return;
+    }
     let raw = ev.raw;
     if (ev.data.length > 0 && (this.ctx.inspectAll || (this.ctx.scan && mayNeedInspection(ev.data)))) {
       // On a list request's stream every event must parse (garbage could hide a list); elsewhere
@@ -328,6 +431,33 @@ export class Relay implements ResponseSink {
         return;
       }
       if (replaced !== undefined) raw = rebuildEvent(ev, replaced);
+    }
+    this.writable = this.ex.write(raw);
+  }
+
+  /**
+   * An event on the stream answering a POSTed request: requests and notifications from the
+   * server go on (inspected as elsewhere); of the responses only the first for this request's
+   * id does; an event that is not one JSON-RPC message fails the stream.
+   */
+  private onAnswerStreamEvent(ev: SseEvent): void {
+    const m = this.parseChecked(ev.data);
+    if (m === NOT_PARSED) {
+      this.failStream(`event cannot be inspected: ${this.why}`);
+      return;
+    }
+    if (m === null || typeof m !== 'object' || Array.isArray(m)) {
+      this.failStream('event is not one JSON-RPC message');
+      return;
+    }
+    if (!('method' in m)) {
+      if (this.answered || this.answerProblem(m) !== undefined) return; // a duplicate or foreign answer: dropped
+      this.answered = true;
+    }
+    let raw = ev.raw;
+    if (this.ctx.inspectAll || mayNeedInspection(ev.data)) {
+      const replaced = this.ctx.inspect(m);
+      if (replaced !== undefined || mayNeedInspection(ev.data)) raw = rebuildEvent(ev, replaced ?? JSON.stringify(m));
     }
     this.writable = this.ex.write(raw);
   }
@@ -346,7 +476,7 @@ export class Relay implements ResponseSink {
    * failure and loses the reason). A GET stream has no request to answer: it just ends.
    */
   private endStreamWith(err: GovError): void {
-    if (this.ctx.expectsAnswer) this.ex.write(`event: message\ndata: ${this.ctx.renderError(err)}\n\n`);
+    if (this.ctx.expectsAnswer && !this.answered) this.ex.write(`event: message\ndata: ${this.ctx.renderError(err)}\n\n`);
     this.ex.end();
     this.done(this.status, err);
   }
@@ -383,6 +513,8 @@ export class Relay implements ResponseSink {
     this.done(200, err);
   }
 }
+
+const NOT_PARSED = Symbol('not parsed');
 
 function rebuildEvent(ev: SseEvent, data: string): string {
   let out = '';
