@@ -219,3 +219,16 @@ test('a pooled child that dies makes the next stateless request probe the server
   assert.equal(answer.result.content[0].text, 'modern: again');
   assert.equal(probes(), before + 1, 'probed once more');
 });
+
+test('a 2025 server that ends at a request before its handshake is served translated all the same', async () => {
+  const p = await startProxy(yaml([FIXTURE, 'v1', 'strict'], { expose: 'secret_*', deny: 'delete_*' }));
+  try {
+    const call = await modern(p.url, 's1', 'tools/call', { name: 'echo', arguments: { message: 'strict' } });
+    assert.equal(call.result.content[0].text, 'v1: strict');
+    const discover = await modern(p.url, 's2', 'server/discover');
+    assert.equal(discover.result.capabilities.tools.listChanged, true);
+    assert.match(p.logText(), /"probe":"stdio server exited[^\n]*stdio server speaks only 2025 revisions/);
+  } finally {
+    await p.stop();
+  }
+});

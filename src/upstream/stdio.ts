@@ -64,6 +64,8 @@ const PRESSURE = 0.75;
 const JSON_HEADERS: HeaderMap = { 'content-type': 'application/json' };
 const POOL_INIT_ID = 'thoughtgate-pool-init';
 const POOL_PROBE_ID = 'thoughtgate-pool-discover';
+/** longest wait for the era probe's answer: it delays the first stateless request of a source */
+const PROBE_TIMEOUT_MS = 30_000;
 /** what pooled children of a server that speaks only 2025 are initialized with: the newest 2025 revision */
 const POOL_PROTOCOL_VERSION = '2025-11-25';
 const SSE_HEADERS: HeaderMap = { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' };
@@ -663,15 +665,15 @@ export class StdioUpstream implements Upstream {
   private async probe(): Promise<Era> {
     const child = this.spawnPooled();
     let era: Era;
+    let why = '';
     try {
-      era = eraFromDiscover(await child.ask(POOL_PROBE_ID, discoverRequest(POOL_PROBE_ID), this.opts.requestTimeoutMs));
+      era = eraFromDiscover(await child.ask(POOL_PROBE_ID, discoverRequest(POOL_PROBE_ID), Math.min(this.opts.requestTimeoutMs, PROBE_TIMEOUT_MS)));
     } catch (e) {
-      // Alive but silent: a server that answers nothing before a handshake speaks the 2025 revisions.
-      if (child.exited || !(e instanceof GovError) || e.kind !== 'upstream_timeout') {
-        child.kill();
-        throw e;
-      }
+      // No answer: some 2025 servers stay silent on, or exit at, a request before the handshake.
+      // Taking it for 2025 costs little when wrong: a server that refuses the handshake fails its
+      // child's initialize, and the next request probes again.
       era = 'legacy';
+      why = (e instanceof GovError ? e.details : undefined) ?? (e as Error).message;
     }
     if (era === 'modern') {
       child.era = 'modern';
@@ -679,7 +681,9 @@ export class StdioUpstream implements Upstream {
     } else {
       this.dropPooled(child);
     }
-    this.opts.log('info', era === 'modern' ? 'stdio server speaks 2026-07-28: stateless requests go to it as they are' : 'stdio server speaks only 2025 revisions: stateless requests are translated for it', { command: this.opts.command });
+    this.opts.log('info', era === 'modern' ? 'stdio server speaks 2026-07-28: stateless requests go to it as they are' : 'stdio server speaks only 2025 revisions: stateless requests are translated for it', {
+      command: this.opts.command, ...(why !== '' && { probe: why }),
+    });
     this.era = era;
     // Children of the era the server spoke before (it was replaced, or its children failed) go.
     for (const s of [...this.pool]) if (s.era !== undefined && s.era !== era) this.dropPooled(s);
