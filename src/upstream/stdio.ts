@@ -20,6 +20,7 @@ import { LineSplitter, decodeLine } from '../framing/ndjson.js';
 import { reportInternal } from '../transport/contain.js';
 import { ClientQuota, type CapacityReason, type Lease } from '../session/client-quota.js';
 import { procAvailable, residentBytes } from './rss.js';
+import { PROXY_INFO, UNCACHED, discoverFromInitialize, discoverRequest, eraFromDiscover, toLegacyMessage, toModernAnswer, type Era } from './era.js';
 import type { HeaderMap, ResponseSink, Upstream, UpstreamRequest } from './types.js';
 
 export interface StdioUpstreamOptions {
@@ -62,10 +63,11 @@ const PRESSURE = 0.75;
 
 const JSON_HEADERS: HeaderMap = { 'content-type': 'application/json' };
 const POOL_INIT_ID = 'thoughtgate-pool-init';
-/** what pooled children are initialized with: the newest 2025 revision stdio servers speak */
+const POOL_PROBE_ID = 'thoughtgate-pool-discover';
+/** longest wait for the era probe's answer: it delays the first stateless request of a source */
+const PROBE_TIMEOUT_MS = 30_000;
+/** what pooled children of a server that speaks only 2025 are initialized with: the newest 2025 revision */
 const POOL_PROTOCOL_VERSION = '2025-11-25';
-const SERVER_INFO_META = 'io.modelcontextprotocol/serverInfo';
-const UNCACHED = { ttlMs: 0, cacheScope: 'private' } as const;
 const SSE_HEADERS: HeaderMap = { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' };
 
 function jsonError(id: unknown, code: number, message: string): string {
@@ -144,9 +146,14 @@ class StdioSession {
   lease: Lease | undefined;
   /** resident bytes at the last sample (the child and its descendants); -1 before the first */
   rss = -1;
-  /** pooled children (2026-07-28 traffic): initialized by the sidecar, shared by requests */
+  /** pooled children (2026-07-28 traffic): the era this connection speaks, fixed at its first message */
+  era: Era | undefined;
+  /** a legacy pooled child: what its `initialize` (sent by the sidecar) answered */
   initResult: Record<string, unknown> | undefined;
+  /** a pooled child is ready for requests (a legacy one once initialized) */
   ready: Promise<void> | undefined;
+  /** the sidecar ended it: its exit says nothing about the server */
+  ending = false;
 
   constructor(
     readonly id: string,
@@ -188,39 +195,52 @@ class StdioSession {
     });
   }
 
-  /** Runs the 2025 handshake ourselves, for a child that serves stateless requests. */
-  initializeForPool(timeoutMs: number): Promise<void> {
-    this.ready ??= new Promise<void>((resolve, reject) => {
-      const key = JSON.stringify(POOL_INIT_ID);
+  /**
+   * Sends a request of our own and resolves with the child's whole answer (a result or an
+   * error); rejects when the child ends or stays silent for `timeoutMs`.
+   */
+  ask(id: string, body: string, timeoutMs: number): Promise<Record<string, unknown>> {
+    return new Promise((resolve, reject) => {
+      const key = JSON.stringify(id);
+      let answer: Record<string, unknown> | undefined;
       const sink: ResponseSink = {
         onHead: () => {},
         onData: (chunk) => {
           try {
-            const msg = JSON.parse(chunk.toString('utf8')) as { result?: Record<string, unknown>; error?: { message?: string } };
-            if (msg.result === undefined) throw new Error(msg.error?.message ?? 'no result');
-            this.initResult = msg.result;
+            answer = JSON.parse(chunk.toString('utf8')) as Record<string, unknown>;
           } catch (e) {
-            reject(new Error(`stdio server refused initialize: ${(e as Error).message}`));
+            reject(new GovError('upstream_error', { subject: 'invalid answer', details: (e as Error).message }));
           }
           return true;
         },
         onEnd: () => {
-          if (this.initResult === undefined) return;
-          this.write(Buffer.from('{"jsonrpc":"2.0","method":"notifications/initialized"}'));
-          resolve();
+          if (answer !== undefined) resolve(answer);
         },
         onError: (err) => reject(err),
       };
-      const p = new Pending(POOL_INIT_ID, sink, false, undefined, undefined);
+      const p = new Pending(id, sink, false, undefined, undefined);
       p.timer = setTimeout(() => {
-        this.pending.delete(key);
-        reject(new GovError('upstream_timeout', { details: 'stdio server did not answer initialize' }));
+        if (this.pending.get(key) === p) this.pending.delete(key);
+        reject(new GovError('upstream_timeout', { details: `stdio server did not answer ${id}` }));
       }, timeoutMs);
       this.pending.set(key, p);
-      this.write(Buffer.from(JSON.stringify({
-        jsonrpc: '2.0', id: POOL_INIT_ID, method: 'initialize',
-        params: { protocolVersion: POOL_PROTOCOL_VERSION, capabilities: {}, clientInfo: { name: 'thoughtgate', version: '0.1.0' } },
-      })));
+      this.write(Buffer.from(body));
+    });
+  }
+
+  /** Runs the 2025 handshake ourselves, for a child that serves stateless requests of a 2025 server. */
+  initializeForPool(timeoutMs: number): Promise<void> {
+    this.ready ??= this.ask(POOL_INIT_ID, JSON.stringify({
+      jsonrpc: '2.0', id: POOL_INIT_ID, method: 'initialize',
+      params: { protocolVersion: POOL_PROTOCOL_VERSION, capabilities: {}, clientInfo: PROXY_INFO },
+    }), timeoutMs).then((answer) => {
+      const result = answer['result'];
+      if (result === null || typeof result !== 'object') {
+        const message = (answer['error'] as { message?: unknown } | undefined)?.message;
+        throw new Error(`stdio server refused initialize: ${typeof message === 'string' ? message : 'no result'}`);
+      }
+      this.initResult = result as Record<string, unknown>;
+      this.write(Buffer.from('{"jsonrpc":"2.0","method":"notifications/initialized"}'));
     });
     return this.ready;
   }
@@ -317,6 +337,7 @@ class StdioSession {
   }
 
   kill(): void {
+    this.ending = true;
     if (this.exited) return;
     this.child.stdin!.end();
     this.child.kill('SIGTERM');
@@ -333,6 +354,9 @@ export class StdioUpstream implements Upstream {
   private readonly pool: StdioSession[] = [];
   private poolNext = 0;
   private internalIds = 0;
+  /** the era the server speaks to stateless requests, once a probe learned it; cleared when its children fail */
+  private era: Era | undefined;
+  private probing: Promise<Era> | undefined;
   private readonly perClient: ClientQuota;
   /** the memory budget is measured only where /proc exists; elsewhere the session caps alone apply */
   private readonly measured = procAvailable();
@@ -549,7 +573,11 @@ export class StdioUpstream implements Upstream {
     if (this.sessions.get(session.id) === session) this.sessions.delete(session.id);
     session.lease?.release();
     const i = this.pool.indexOf(session);
-    if (i !== -1) this.pool.splice(i, 1);
+    if (i !== -1) {
+      this.pool.splice(i, 1);
+      // A pooled child that ended by itself: the server may have changed; probe again.
+      if (!session.ending && session.era === this.era) this.era = undefined;
+    }
   }
 
   /** Ends a session: out of the table and its client's share given back now, the child told to go. */
@@ -600,58 +628,121 @@ export class StdioUpstream implements Upstream {
     return total + room <= budget;
   }
 
-  private pooledChild(): StdioSession {
-    if (this.pool.length < this.opts.poolSize) {
-      const s = new StdioSession(`pool-${randomUUID()}`, this, this.opts);
-      this.opts.log('info', 'stdio server started for stateless requests', { session: s.id, pid: s.child.pid, command: this.opts.command });
-      this.pool.push(s);
-      return s;
-    }
-    return this.pool[this.poolNext++ % this.pool.length]!;
+  private spawnPooled(): StdioSession {
+    const s = new StdioSession(`pool-${randomUUID()}`, this, this.opts);
+    this.opts.log('info', 'stdio server started for stateless requests', { session: s.id, pid: s.child.pid, command: this.opts.command });
+    this.pool.push(s);
+    return s;
   }
 
-  /** A stateless (2026-07-28) message: answered from, or sent to, a pooled child. */
-  private modern(req: UpstreamRequest, sink: ResponseSink): void {
-    const m = req.message!;
-    const child = this.pooledChild();
-    child.initializeForPool(this.opts.requestTimeoutMs).then(() => {
-      const info = { [SERVER_INFO_META]: child.initResult!['serverInfo'] };
-      if (m.method === 'server/discover') {
-        const result: Record<string, unknown> = {
-          supportedVersions: ['2026-07-28'], capabilities: child.initResult!['capabilities'] ?? {}, resultType: 'complete', ...UNCACHED, _meta: info,
-        };
-        if (typeof child.initResult!['instructions'] === 'string') result['instructions'] = child.initResult!['instructions'];
-        reply(sink, 200, JSON.stringify({ jsonrpc: '2.0', id: m.id, result }));
-        return;
-      }
-      if (m.kind !== 'request') {
-        child.write(req.body!);
-        reply(sink, 202, '');
-        return;
-      }
-      // Requests from many clients share this child: give each an id of ours, put theirs back after.
-      const internal = `tg-${++this.internalIds}`;
-      const message = JSON.parse(req.body!.toString('utf8')) as Record<string, unknown>;
-      message['id'] = internal;
-      const p = new Pending(m.id, sink, false, undefined, undefined);
-      const cacheable = m.method?.endsWith('/list') === true;
-      p.rewrite = (line) => {
-        const answer = JSON.parse(line) as { id: unknown; result?: Record<string, unknown> };
-        answer.id = m.id;
-        if (answer.result !== null && typeof answer.result === 'object') {
-          answer.result['resultType'] ??= 'complete';
-          // 2026-07-28 list results carry cache hints; a proxied stdio answer is never shared.
-          if (cacheable) Object.assign(answer.result, UNCACHED);
-          answer.result['_meta'] = { ...(answer.result['_meta'] as object | undefined), ...info };
-        }
-        return JSON.stringify(answer);
-      };
-      this.track(child, JSON.stringify(internal), p, sink);
-      child.write(Buffer.from(JSON.stringify(message)));
-    }, (err: Error) => {
-      sink.onError(err instanceof GovError ? err : new GovError('upstream_connection_failed', { details: err.message }));
-      child.kill();
+  /** A pooled child of the source's era: a new one while the pool has room, else the next in turn. */
+  private pooledChild(era: Era): StdioSession {
+    const mine = this.pool.filter((s) => s.era === era);
+    if (mine.length < this.opts.poolSize) {
+      const s = this.spawnPooled();
+      s.era = era;
+      // A modern child needs no opening of ours: its first request's envelope fixes its era.
+      if (era === 'modern') s.ready = Promise.resolve();
+      else s.initializeForPool(this.opts.requestTimeoutMs).catch(() => {}); // awaited by each request
+      return s;
+    }
+    return mine[this.poolNext++ % mine.length]!;
+  }
+
+  /** The era the server speaks: known, or learned once by the probe every waiting request shares. */
+  private sourceEra(): Promise<Era> {
+    if (this.era !== undefined) return Promise.resolve(this.era);
+    this.probing ??= this.probe().finally(() => { this.probing = undefined; });
+    return this.probing;
+  }
+
+  /**
+   * Asks a new child `server/discover` as its first message. A server that lists 2026-07-28 keeps
+   * the child as the first of its modern pool; any other answer means 2025 only, and the child is
+   * ended: its era is fixed by that first message (the Python SDK refuses a 2025 handshake after
+   * it), so the 2025 children are new connections.
+   */
+  private async probe(): Promise<Era> {
+    const child = this.spawnPooled();
+    let era: Era;
+    let why = '';
+    try {
+      era = eraFromDiscover(await child.ask(POOL_PROBE_ID, discoverRequest(POOL_PROBE_ID), Math.min(this.opts.requestTimeoutMs, PROBE_TIMEOUT_MS)));
+    } catch (e) {
+      // No answer: some 2025 servers stay silent on, or exit at, a request before the handshake.
+      // Taking it for 2025 costs little when wrong: a server that refuses the handshake fails its
+      // child's initialize, and the next request probes again.
+      era = 'legacy';
+      why = (e instanceof GovError ? e.details : undefined) ?? (e as Error).message;
+    }
+    if (era === 'modern') {
+      child.era = 'modern';
+      child.ready = Promise.resolve();
+    } else {
+      this.dropPooled(child);
+    }
+    this.opts.log('info', era === 'modern' ? 'stdio server speaks 2026-07-28: stateless requests go to it as they are' : 'stdio server speaks only 2025 revisions: stateless requests are translated for it', {
+      command: this.opts.command, ...(why !== '' && { probe: why }),
     });
+    this.era = era;
+    // Children of the era the server spoke before (it was replaced, or its children failed) go.
+    for (const s of [...this.pool]) if (s.era !== undefined && s.era !== era) this.dropPooled(s);
+    return era;
+  }
+
+  private dropPooled(s: StdioSession): void {
+    const i = this.pool.indexOf(s);
+    if (i !== -1) this.pool.splice(i, 1);
+    s.kill();
+  }
+
+  /** A stateless (2026-07-28) message: answered from, or sent to, a pooled child of the server's era. */
+  private modern(req: UpstreamRequest, sink: ResponseSink): void {
+    this.sourceEra().then((era) => {
+      const child = this.pooledChild(era);
+      return child.ready!.then(() => this.sendPooled(child, req, sink), (err: unknown) => {
+        // The child never became ready: ask the server's era again on the next request.
+        if (this.era === child.era) this.era = undefined;
+        this.dropPooled(child);
+        throw err;
+      });
+    }).catch((err: unknown) => {
+      sink.onError(err instanceof GovError ? err : new GovError('upstream_connection_failed', { details: (err as Error)?.message ?? String(err) }));
+    });
+  }
+
+  private sendPooled(child: StdioSession, req: UpstreamRequest, sink: ResponseSink): void {
+    const m = req.message!;
+    const legacy = child.era === 'legacy';
+    if (legacy && m.method === 'server/discover') {
+      reply(sink, 200, JSON.stringify({ jsonrpc: '2.0', id: m.id, result: discoverFromInitialize(child.initResult!) }));
+      return;
+    }
+    if (m.kind !== 'request') {
+      child.write(legacy ? Buffer.from(JSON.stringify(toLegacyMessage(JSON.parse(req.body!.toString('utf8')) as Record<string, unknown>))) : req.body!);
+      reply(sink, 202, '');
+      return;
+    }
+    // Requests from many clients share this child: give each an id of ours, put theirs back after.
+    const internal = `tg-${++this.internalIds}`;
+    const message = JSON.parse(req.body!.toString('utf8')) as Record<string, unknown>;
+    if (legacy) toLegacyMessage(message, internal);
+    else message['id'] = internal;
+    const p = new Pending(m.id, sink, false, undefined, undefined);
+    const isList = m.method?.endsWith('/list') === true;
+    const serverInfo = child.initResult?.['serverInfo'];
+    p.rewrite = (line) => {
+      const answer = JSON.parse(line) as Record<string, unknown>;
+      answer['id'] = m.id;
+      if (legacy) toModernAnswer(answer, serverInfo, isList);
+      else if (isList && answer['result'] !== null && typeof answer['result'] === 'object') {
+        // A list the gates filter is never shared between callers, whatever the server suggests.
+        Object.assign(answer['result'] as object, UNCACHED);
+      }
+      return JSON.stringify(answer);
+    };
+    this.track(child, JSON.stringify(internal), p, sink);
+    child.write(Buffer.from(JSON.stringify(message)));
   }
 
   /** Samples the children's memory, keeps to the budget, and ends children idle too long. */
