@@ -151,6 +151,10 @@ export class Relay implements ResponseSink {
       this.mode = 'sse';
       this.sse = new SseParser((ev) => this.onEvent(ev), this.ctx.maxEventBytes, (why) => this.failStream(why));
       this.ex.writeHead(status, this.headers);
+      // uWS sends a head with the first body bytes only. A GET stream may carry nothing for a
+      // long time (server-everything: 15 s), leaving the client waiting for a head the upstream
+      // sent at once; an SSE comment, which every client ignores, opens it now.
+      if (!this.ctx.expectsAnswer) this.ex.write(': stream open\n\n');
       return;
     }
     const isJson = type.startsWith('application/json') || type.endsWith('+json');
