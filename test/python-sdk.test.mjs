@@ -77,16 +77,10 @@ test('Python client (mode=legacy) → proxy → Python server over stdio (comman
   assertGoverned(out, '2025-11-25', stdioRecord, from);
 });
 
-// todo: issue 15 item 1 (stdio era mixing). The proxy answers the stateless 2026-07-28 requests of
-// a `command:` source from a child it started with a 2025-11-25 initialize handshake. Raw repro:
-//   POST /mcp  mcp-protocol-version: 2026-07-28, mcp-method: tools/list
-//   {"jsonrpc":"2.0","id":2,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28",…}}}
-// expected: the Python server's tool list; actual (HTTP 200, from the Python server, after server/discover succeeded):
-//   {"jsonrpc":"2.0","id":2,"error":{"code":-32600,"message":"this connection serves the handshake protocol era;
-//    requests carrying the 2026-07-28 envelope are not accepted on it"}}
-// which the Python client raises as MCPError from its first tools/list.
+// A stdio child stays in one era (upstream/era.ts): the Python server fixes its connection's era
+// at the first message, and stateless 2026-07-28 calls reach a child set up for that era.
 for (const mode of ['2026-07-28', 'auto']) {
-  test(`Python client (mode=${mode}) → proxy → Python server over stdio (command: source): 2026-07-28, governed`, { ...opts, todo: 'issue 15 item 1: stdio era mixing' }, async () => {
+  test(`Python client (mode=${mode}) → proxy → Python server over stdio (command: source): 2026-07-28, governed`, { ...opts }, async () => {
     const from = recorded(stdioRecord).length;
     const out = await runPythonClient(py.python, stdioProxy.url, mode, CALLS);
     assertGoverned(out, '2026-07-28', stdioRecord, from);
