@@ -146,13 +146,17 @@ test('reload under load: the policy flips allow → deny; every answer matches e
   try {
     let sent = 0;
     const outcomes = [];
+    // Load goes on until the new snapshot has answered (bounded), whatever the reload takes.
+    let denied = false;
     const client = async (k) => {
-      for (let i = 0; i < 60; i++) {
-        const id = k * 1000 + i;
+      for (let i = 0; i < 60 || (!denied && i < 5000); i++) {
+        const id = k * 10000 + i;
         sent++;
         const r = await post(p.url, call(id, 'echo', { n: i }), H);
         const m = r.messages[0];
-        outcomes.push(m.result ? 'allow' : m.error?.code === -32003 ? 'deny' : `other:${r.status}:${r.text.slice(0, 80)}`);
+        const o = m.result ? 'allow' : m.error?.code === -32003 ? 'deny' : `other:${r.status}:${r.text.slice(0, 80)}`;
+        if (o === 'deny') denied = true;
+        outcomes.push(o);
         if (k === 0 && i === 20) { writeFileSync(files[0], deny); p.proc.kill('SIGHUP'); }
       }
     };
