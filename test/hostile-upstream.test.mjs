@@ -85,7 +85,7 @@ function renderBody(s, reqId, method) {
   const events = s.messages.map((m, i) => {
     if (m.k === 'comment') return Buffer.from(`: keep-alive${nl}${nl}`);
     if (m.k === 'garbage' && i % 2) return Buffer.from(`retry: 10${nl}${nl}`);
-    return Buffer.concat([Buffer.from(`id: ev-${i}${nl}event: message${nl}data: `), renderMessage(m, reqId, method), Buffer.from(`${nl}${nl}`)]);
+    return Buffer.concat([Buffer.from(`${s.ids ? `id: ev-${i}${nl}` : ''}event: message${nl}data: `), renderMessage(m, reqId, method), Buffer.from(`${nl}${nl}`)]);
   });
   let body = Buffer.concat(events);
   if (s.truncateAt !== undefined) body = body.subarray(0, s.truncateAt % Math.max(1, body.length));
@@ -197,6 +197,7 @@ function check(ans, reqId) {
     const { events, complete } = parseSseStrict(text);
     if (!complete) problems.push(`the SSE stream ended mid-event: ${JSON.stringify(text.slice(-80))}`);
     for (const e of events) {
+      if (e === '') continue; // a priming event (an id, no message: SEP-1699)
       try { messages.push(JSON.parse(e)); } catch { problems.push(`an SSE event is not JSON: ${e.slice(0, 80)}`); }
     }
   } else if (type.startsWith('application/json')) {
@@ -214,6 +215,10 @@ function check(ans, reqId) {
     const forMe = (m) => m.id === reqId || ((m.id === null || !('id' in m)) && 'error' in m);
     const mine = responses.filter((m) => forMe(m) && (('result' in m) !== ('error' in m)));
     const others = responses.filter((m) => !forMe(m));
+    // A stream that gave event ids may end before its answer (SEP-1699): the client resumes it
+    // with GET + Last-Event-ID and is answered there, so no answer here is not a lost request.
+    const resumable = type.startsWith('text/event-stream') && /(^|[\r\n])id: ?[^\r\n]+/.test(text);
+    if (mine.length === 0 && resumable && !problems.length) return problems;
     if (mine.length !== 1) problems.push(`${mine.length} answers for id ${JSON.stringify(reqId)} (want exactly 1): ${text.slice(0, 200)}`);
     if (others.length) problems.push(`responses for ids never asked on this request: ${others.map((m) => JSON.stringify(m.id)).join(', ')}`);
   }
@@ -241,6 +246,7 @@ const scriptArb = fc.record({
   ending: fc.constantFrom('end', 'end', 'end', 'reset', 'fin'),
   truncateAt: fc.option(fc.nat(LIMIT * 3), { nil: undefined, freq: 6 }),
   crlf: fc.boolean(),
+  ids: fc.boolean(),
 });
 const requestArb = fc.record({
   method: fc.constantFrom('tools/list', 'tools/list', 'tools/call', 'resources/list', 'prompts/list', 'resources/read'),
@@ -313,6 +319,8 @@ test('the checker flags what it must (a check that cannot fail proves nothing)',
   assert.notDeepEqual(check(ans('text/event-stream', 'data: {"jsonrpc":"2.0","id":5,"result":{}}'), 5), []);
   assert.notDeepEqual(check(ans('text/event-stream', 'data: {"jsonrpc":"2.0","id":5,"result":{"tools":[{"name":"\\u0073ecret_x"}]}}\n\n'), 5), []);
   assert.notDeepEqual(check(ans('text/html', '<html>'), 5), []);
+  assert.deepEqual(check(ans('text/event-stream', 'id: e1\nretry: 500\ndata: \n\n'), 5), [], 'resumable: answered on the GET stream');
+  assert.notDeepEqual(check(ans('text/event-stream', 'retry: 500\ndata: \n\n'), 5), [], 'not resumable: no answer is a lost request');
   assert.notDeepEqual(check(ans('text/event-stream', 'data: {"jsonrpc":"2.0","id":5', true), 5), []);
   assert.notDeepEqual(check({ status: 200, headers: { 'content-type': 'application/json' }, raw: Buffer.from([0x7b, 0xff, 0x7d]), cut: false }, 5), []);
 });

@@ -108,3 +108,17 @@ test('an upstream failure mid-SSE-stream ends it with the error as an event, the
   assert.match(events[1]!, /"id":7,"error":\{"code":-32001/);
   assert.equal(done[0]?.kind, 'upstream_timeout');
 });
+
+test('an answer stream that ends before its answer: resumable (an event id was given, SEP-1699) ends cleanly; without ids -32002', () => {
+  for (const [priming, resumable] of [['id: ev-1\nretry: 500\ndata: \n\n', true], ['retry: 500\ndata: \n\n', false], [': comment\n\n', false], ['id: \ndata: \n\n', false]] as const) {
+    const { ex, relay, done } = setup({ id: 7, inspectAll: false, inspect: () => undefined });
+    relay.onHead(200, { 'content-type': 'text/event-stream' });
+    relay.onData(Buffer.from(priming));
+    relay.onEnd();
+    const text = ex.out.join('');
+    assert.equal(text.includes('"error"'), !resumable, `${JSON.stringify(priming)}: ${text}`);
+    assert.ok(text.startsWith(priming), 'the priming event is relayed as sent');
+    assert.equal(ex.finished, true);
+    assert.equal(done[0]?.kind, resumable ? undefined : 'upstream_error');
+  }
+});

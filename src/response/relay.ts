@@ -76,6 +76,8 @@ export class Relay implements ResponseSink {
   private ended = false;
   /** the one response for the request's id has been relayed (answer discipline) */
   private answered = false;
+  /** an event carried an id: the client can resume this stream (see end()) */
+  private resumable = false;
   resume?: () => void;
   abort?: () => void;
 
@@ -245,7 +247,9 @@ export class Relay implements ResponseSink {
         return;
       }
       case 'sse': {
-        if (this.disciplined && !this.answered) {
+        // A stream that gave event ids may end before its answer (SEP-1699 polling): the client
+        // resumes with GET + Last-Event-ID and gets the answer there. Without ids it cannot.
+        if (this.disciplined && !this.answered && !this.resumable) {
           this.endStreamWith(new GovError('upstream_error', { subject: 'no answer', details: `Upstream error code: ${this.status}; the stream ended without answering the request` }));
           return;
         }
@@ -436,6 +440,7 @@ export class Relay implements ResponseSink {
       }
       if (replaced !== undefined) raw = rebuildEvent(ev, replaced);
     }
+    if (ev.id !== undefined && ev.id !== '') this.resumable = true; // the client has an id to resume from
     this.writable = this.ex.write(raw);
   }
 
@@ -463,6 +468,7 @@ export class Relay implements ResponseSink {
       const replaced = this.ctx.inspect(m);
       if (replaced !== undefined || mayNeedInspection(ev.data)) raw = rebuildEvent(ev, replaced ?? JSON.stringify(m));
     }
+    if (ev.id !== undefined && ev.id !== '') this.resumable = true; // the client has an id to resume from
     this.writable = this.ex.write(raw);
   }
 
