@@ -238,3 +238,57 @@ test('the v2 server (speaks 2026-07-28) gets stateless requests as they are: not
   assert.ok(posts.some((s) => s.body.id === 'c' && s.body.params.arguments.message === 'v2'), 'the client\'s own id went through');
   assert.match(v2Proxy.logText(), /upstream speaks 2026-07-28/);
 });
+
+test('shutting down ends the proxy\'s own session at the upstream', async () => {
+  const session = evRec.seen.find((s) => s.body?.params?.arguments?.message === 'undici').headers['mcp-session-id'];
+  await undici.stop();
+  assert.ok(evRec.seen.some((s) => s.method === 'DELETE' && s.headers['mcp-session-id'] === session), 'a DELETE for its session');
+});
+
+test('a translated answer whose stream closes early is resumed by the proxy (GET with Last-Event-ID in its session)', async () => {
+  // A 2025-11-25 server that closes the call's stream after a priming event and answers on the
+  // resumed stream (the conformance suite's sse-retry server does the same).
+  const gets = [];
+  let pending;
+  const server = http.createServer(async (req, res) => {
+    if (req.method === 'GET') {
+      gets.push({ ...req.headers });
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'mcp-session-id': 's-1' });
+      if (pending !== undefined) res.write(`id: e2\ndata: ${JSON.stringify({ jsonrpc: '2.0', id: pending, result: { content: [{ type: 'text', text: 'resumed' }] } })}\n\n`);
+      return; // left open, as a GET stream is
+    }
+    if (req.method === 'DELETE') { res.writeHead(200).end(); return; }
+    const chunks = [];
+    for await (const c of req) chunks.push(c);
+    const msg = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    if (msg.method === 'initialize') {
+      res.writeHead(200, { 'content-type': 'application/json', 'mcp-session-id': 's-1' });
+      res.end(JSON.stringify({ jsonrpc: '2.0', id: msg.id, result: { protocolVersion: '2025-11-25', capabilities: { tools: {} }, serverInfo: { name: 'closer', version: '1' } } }));
+    } else if (msg.id === undefined) {
+      res.writeHead(202).end();
+    } else if (req.headers['mcp-session-id'] !== 's-1') {
+      res.writeHead(400, { 'content-type': 'application/json' }).end(JSON.stringify({ jsonrpc: '2.0', id: null, error: { code: -32000, message: 'Bad Request: Server not initialized' } }));
+    } else if (msg.method === 'tools/call') {
+      pending = msg.id;
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'mcp-session-id': 's-1' });
+      res.end('id: e1\nretry: 50\ndata: \n\n');
+    } else {
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ jsonrpc: '2.0', id: msg.id, result: {} }));
+    }
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  const p = await startProxy(sourceYaml(`    url: http://127.0.0.1:${server.address().port}/mcp`));
+  try {
+    const call = await modern(p.url, 'early', 'tools/call', { name: 'slow', arguments: {} });
+    assert.equal(call.id, 'early');
+    assert.equal(call.result.content[0].text, 'resumed');
+    assert.equal(call.result._meta['io.modelcontextprotocol/serverInfo'].name, 'closer');
+    assert.equal(gets.length, 1);
+    assert.equal(gets[0]['last-event-id'], 'e1');
+    assert.equal(gets[0]['mcp-session-id'], 's-1');
+  } finally {
+    await p.stop();
+    server.closeAllConnections();
+    server.close();
+  }
+});

@@ -24,6 +24,13 @@ const INIT_ID = 'thoughtgate-http-init';
 /** what our session with a 2025-only source asks for: the newest 2025 revision */
 const LEGACY_VERSION = '2025-11-25';
 const ACCEPT = 'application/json, text/event-stream';
+/** longest the shutdown waits for the DELETE of our session */
+const CLOSE_WAIT_MS = 1000;
+/** an answer's stream that ends before the answer is resumed at most this often */
+const MAX_RESUMES = 3;
+/** wait before resuming when the server named none (its `retry:`), and the most we wait */
+const RESUME_WAIT_MS = 1000;
+const MAX_RESUME_WAIT_MS = 10_000;
 /** refusals that say nothing about the protocol era (credentials, rate): decide nothing on them */
 const UNDECIDED_STATUS = new Set([401, 403, 407, 408, 429]);
 /**
@@ -70,11 +77,11 @@ export class HttpEraUpstream implements Upstream {
       return;
     }
     let gone = false;
-    let current: ResponseSink | undefined;
+    let current: Translating | undefined;
     // Until an inner send takes over the sink, the client's going away stops what we are doing.
     sink.abort = () => {
       gone = true;
-      current?.abort?.();
+      current?.cancel();
     };
     sink.resume = () => current?.resume?.();
     this.sourceEra(req).then(async (era) => {
@@ -94,7 +101,12 @@ export class HttpEraUpstream implements Upstream {
         }
         const outcome = await new Promise<'sent' | 'session_gone'>((resolve) => {
           const { request, ourId } = this.translate(req, session);
-          const t = new Translating(sink, m.id, ourId, m.method, this.opts.maxBytes, session, attempt === 0, resolve);
+          const reconnect = (lastEventId: string, into: ResponseSink): void => {
+            const headers: HeaderMap = { ...withSession(ownHeaders(req.headers), session), accept: 'text/event-stream', 'last-event-id': lastEventId };
+            delete headers['content-type'];
+            this.inner.send({ method: 'GET', path: req.path, headers, correlationId: req.correlationId }, into);
+          };
+          const t = new Translating(sink, m.id, ourId, m.method, this.opts.maxBytes, session, attempt === 0, reconnect, resolve);
           current = t;
           this.inner.send(request, t);
         });
@@ -113,7 +125,21 @@ export class HttpEraUpstream implements Upstream {
     });
   }
 
-  close(): Promise<void> {
+  /** Ends our session politely (a 1.x SDK server keeps a server instance per session), then the upstream. */
+  async close(): Promise<void> {
+    const opened = this.session;
+    this.session = undefined;
+    if (opened !== undefined) {
+      const ended = opened.then((session) => new Promise<void>((resolve) => {
+        if (session.id === undefined) return resolve();
+        const done = (): void => resolve();
+        this.inner.send({
+          method: 'DELETE', path: '/', headers: withSession({}, session), correlationId: 'thoughtgate-http-era-close',
+        }, { onHead: () => {}, onData: () => true, onEnd: done, onError: done });
+      }), () => {});
+      // bounded: shutting down never waits on a slow server
+      await Promise.race([ended, new Promise((r) => setTimeout(r, CLOSE_WAIT_MS).unref())]);
+    }
     return this.inner.close();
   }
 
@@ -274,7 +300,9 @@ function reply(sink: ResponseSink, message: unknown): void {
  * upstream chose: our id replaced by the client's, `resultType`, the server's identity and (for
  * lists) uncached hints added. SSE events are translated one by one as they come. A 400/404 is
  * held whole first when `checkSession`: one about our session is the caller's to retry, not the
- * client's to see.
+ * client's to see. A stream that ends before its answer after naming an event id is resumed here
+ * (2025-11-25: GET with Last-Event-ID after the server's `retry:`), as its 2025 client would:
+ * a stateless client has no way to.
  */
 class Translating implements ResponseSink {
   resume?: () => void;
@@ -286,7 +314,13 @@ class Translating implements ResponseSink {
   private size = 0;
   private sse: SseParser | undefined;
   private writable = true;
-  private failed = false;
+  private headSent = false;
+  private finished = false;
+  private answered = false;
+  private lastEventId: string | undefined;
+  private retryMs: number | undefined;
+  private resumes = 0;
+  private timer: NodeJS.Timeout | undefined;
   private readonly isList: boolean;
   private readonly serverInfo: unknown;
 
@@ -299,13 +333,33 @@ class Translating implements ResponseSink {
     private readonly maxBytes: number,
     session: LegacySession,
     private readonly checkSession: boolean,
+    /** opens the GET that resumes this answer's stream after `lastEventId`, into this sink */
+    private readonly reconnect: (lastEventId: string, sink: ResponseSink) => void,
     private readonly done: (outcome: 'sent' | 'session_gone') => void,
   ) {
     this.isList = method?.endsWith('/list') === true;
     this.serverInfo = session.init['serverInfo'];
   }
 
+  /** the client went away */
+  cancel(): void {
+    this.finished = true;
+    clearTimeout(this.timer);
+    this.abort?.();
+  }
+
   onHead(status: number, headers: HeaderMap): void {
+    if (this.finished) return;
+    if (this.headSent) {
+      // a resumed stream: the client's head went out with the first one
+      if (status !== 200 || !(headers['content-type'] ?? '').toLowerCase().startsWith('text/event-stream')) {
+        this.abort?.();
+        this.fail(new GovError('upstream_error', { subject: `HTTP ${status}`, details: `resuming the answer's event stream was refused: HTTP ${status}` }));
+        return;
+      }
+      this.newParser();
+      return;
+    }
     this.status = status;
     this.headers = headers;
     if (this.checkSession && (status === 404 || status === 400)) {
@@ -315,24 +369,27 @@ class Translating implements ResponseSink {
     this.start();
   }
 
+  private newParser(): void {
+    this.mode = 'sse';
+    this.sse = new SseParser((ev) => this.event(ev), this.maxBytes, (why) => this.fail(new GovError('upstream_error', { subject: 'invalid event stream', details: why })));
+  }
+
   private start(): 'json' | 'sse' | 'raw' {
     const type = (this.headers['content-type'] ?? '').toLowerCase();
     const headers: HeaderMap = {};
     for (const name in this.headers) if (!DROP_ANSWER_HEADERS.has(name)) headers[name] = this.headers[name]!;
-    if (type.startsWith('text/event-stream')) {
-      this.mode = 'sse';
-      this.sse = new SseParser((ev) => this.event(ev), this.maxBytes, (why) => this.fail(new GovError('upstream_error', { subject: 'invalid event stream', details: why })));
-    } else if (type.startsWith('application/json') || type.endsWith('+json')) {
-      this.mode = 'json';
-    } else {
-      this.mode = 'raw'; // not an answer: the relay judges it as it would any other
-    }
+    let mode: 'json' | 'sse' | 'raw' = 'raw'; // not an answer: the relay judges it as it would any other
+    if (type.startsWith('text/event-stream')) mode = 'sse';
+    else if (type.startsWith('application/json') || type.endsWith('+json')) mode = 'json';
+    if (mode === 'sse') this.newParser();
+    else this.mode = mode;
+    this.headSent = true;
     this.out.onHead(this.status, headers);
-    return this.mode;
+    return mode;
   }
 
   onData(chunk: Buffer): boolean {
-    if (this.failed) return true;
+    if (this.finished) return true;
     switch (this.mode) {
       case 'hold':
       case 'json':
@@ -347,6 +404,11 @@ class Translating implements ResponseSink {
       case 'sse':
         this.writable = true;
         this.sse!.push(chunk);
+        if (this.answered && this.resumes > 0 && !this.finished) {
+          // a resumed GET stays open after the answer: it was the one thing we read it for
+          this.abort?.();
+          this.finish();
+        }
         return this.writable;
       default:
         return this.out.onData(chunk);
@@ -354,10 +416,11 @@ class Translating implements ResponseSink {
   }
 
   onEnd(): void {
-    if (this.failed) return;
+    if (this.finished) return;
     if (this.mode === 'hold') {
       const body = Buffer.concat(this.chunks);
       if (sessionGone(this.status, body)) {
+        this.finished = true;
         this.done('session_gone');
         return;
       }
@@ -377,29 +440,48 @@ class Translating implements ResponseSink {
       if (text.length > 0) this.out.onData(Buffer.from(text, 'utf8'));
     } else if (this.mode === 'sse') {
       this.sse!.end();
+      if (this.finished) return;
+      if (!this.answered && this.ourId !== undefined && this.lastEventId !== undefined && this.resumes < MAX_RESUMES) {
+        this.resumes++;
+        const lastEventId = this.lastEventId;
+        this.timer = setTimeout(() => { if (!this.finished) this.reconnect(lastEventId, this); }, Math.min(this.retryMs ?? RESUME_WAIT_MS, MAX_RESUME_WAIT_MS));
+        return;
+      }
     }
+    this.finish();
+  }
+
+  onError(err: GovError): void {
+    if (this.finished) return;
+    this.fail(err);
+  }
+
+  private finish(): void {
+    if (this.finished) return;
+    this.finished = true;
     this.out.onEnd();
     this.done('sent');
   }
 
-  onError(err: GovError): void {
-    if (this.failed) return;
-    this.failed = true;
+  private fail(err: GovError): void {
+    if (this.finished) return;
+    this.finished = true;
+    clearTimeout(this.timer);
     this.out.onError(err);
     this.done('sent');
   }
 
-  private fail(err: GovError): void {
-    this.onError(err);
-  }
-
   /** One SSE event: an answer translated, a notification as it is, a server request dropped. */
   private event(ev: SseEvent): void {
+    if (this.finished) return;
     if (ev.comment) {
       this.writable = this.out.onData(Buffer.from(ev.raw, 'utf8')) && this.writable;
       return;
     }
-    if (ev.data === '') return; // a 2025 priming event (an id for resumption, which 2026-07-28 has not)
+    if (ev.id !== undefined) this.lastEventId = ev.id;
+    if (ev.retry !== undefined) this.retryMs = ev.retry;
+    // ids are for resuming our session's stream, which we do; 2026-07-28 has no resumption
+    if (ev.data === '') return;
     let msg: unknown;
     try {
       msg = JSON.parse(ev.data);
@@ -410,11 +492,13 @@ class Translating implements ResponseSink {
     // We declared no capabilities, so a server has nothing to ask; what it asks anyway a
     // stateless client could not answer.
     if (isObject(msg) && msg['method'] !== undefined && msg['id'] !== undefined) return;
+    if (this.answered && isObject(msg) && msg['method'] === undefined) return; // a resumed stream's repeat
     this.writable = this.out.onData(Buffer.from(`event: message\ndata: ${JSON.stringify(this.answer(msg))}\n\n`, 'utf8')) && this.writable;
   }
 
   private answer(msg: unknown): unknown {
     if (this.ourId === undefined || !isObject(msg) || msg['method'] !== undefined || msg['id'] !== this.ourId) return msg;
+    this.answered = true;
     msg['id'] = this.clientId;
     return toModernAnswer(msg, this.serverInfo, this.isList);
   }
