@@ -25,6 +25,7 @@ import { uwsBuild } from './transport/uws.js';
 import { LeanHttpUpstream } from './upstream/h1/client.js';
 import { createApprovals, type Approvals } from './approvals/setup.js';
 import { StdioUpstream } from './upstream/stdio.js';
+import { HttpEraUpstream } from './upstream/http-era.js';
 import { buildChildEnv, ourSecrets } from './upstream/child-env.js';
 import type { Upstream, UpstreamHealth } from './upstream/types.js';
 
@@ -54,9 +55,15 @@ async function makeUpstream(source: SourceConfig, s: Settings, config: Snapshot[
     const opts = { url: source.url, requestTimeoutMs: s.requestTimeoutMs, streamReadTimeoutMs: s.streamReadTimeoutMs, connections: s.upstreamConnections, streamConnections: s.upstreamStreamConnections };
     // Plain HTTP upstreams (the sidecar case) use our lean HTTP/1.1 client: half undici's CPU
     // per request (bench/upstream-client.mjs). https: goes to undici, loaded only then.
-    if (new URL(source.url).protocol === 'http:' && s.upstreamClient === 'lean') return new LeanHttpUpstream(opts);
-    const { HttpUpstream } = await import('./upstream/http.js');
-    return new HttpUpstream(opts);
+    let inner: Upstream;
+    if (new URL(source.url).protocol === 'http:' && s.upstreamClient === 'lean') inner = new LeanHttpUpstream(opts);
+    else {
+      const { HttpUpstream } = await import('./upstream/http.js');
+      inner = new HttpUpstream(opts);
+    }
+    // Stateless 2026-07-28 requests reach a source that speaks only 2025 translated, in a session of ours.
+    const eraLog = logger.child({ source: source.id });
+    return new HttpEraUpstream(inner, { log: (level, msg, fields) => eraLog[level](fields ?? {}, msg), maxBytes: s.maxEventBytes });
   }
   const stdioLog = logger.child({ source: source.id });
   // Built once, before anything is spawned: a config that would hand the server one of our
