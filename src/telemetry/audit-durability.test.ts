@@ -10,7 +10,8 @@ import { createAuditWriter, type AuditRecord } from './audit.js';
 
 const dir = () => mkdtempSync(join(tmpdir(), 'tg-audit-d-'));
 const rec = (i: number): AuditRecord => ({ correlationId: `c-${i}`, method: 'tools/call', tool: `t_${i}`, decision: 'forward', mode: 'enforce', durationMs: 0.1 });
-const ids = (p: string) => readFileSync(p, 'utf8').split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { correlation_id: string }).correlation_id);
+// Complete lines only: the next group commit may be mid-write while a resolved call reads.
+const ids = (p: string) => readFileSync(p, 'utf8').split('\n').slice(0, -1).filter(Boolean).map((l) => (JSON.parse(l) as { correlation_id: string }).correlation_id);
 
 async function until(pred: () => boolean, ms: number): Promise<boolean> {
   const deadline = Date.now() + ms;
