@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { Client as V2Client, StreamableHTTPClientTransport as V2Transport } from '@modelcontextprotocol/client';
-import { startProxy, post, EVERYTHING, ROOT, tempDir } from './helpers.mjs';
+import { startProxy, post, EVERYTHING, ROOT, tempDir, sleep, MCP_HEADERS } from './helpers.mjs';
 
 const MODERN = '2026-07-28';
 const FIXTURE = join(ROOT, 'test', 'fixtures', 'era-stdio-server.mjs');
@@ -87,6 +87,8 @@ function recordedEras(dir, build) {
 }
 
 let recordDir, v2, v1, everything;
+/** ids of slow calls already seen by a child (the cancellation test runs per server build) */
+const seenSlow = new Set();
 before(async () => {
   recordDir = tempDir('era-record');
   const env = `    env:\n      RECORD_DIR: ${JSON.stringify(recordDir)}\n`;
@@ -117,7 +119,7 @@ test('a server that speaks 2026-07-28: a pinned v2 client lists (filtered), call
   await c.connect(new V2Transport(new URL(v2.url)));
   try {
     assert.equal(c.getNegotiatedProtocolVersion(), MODERN);
-    assert.deepEqual((await c.listTools()).tools.map((t) => t.name).sort(), ['delete_user', 'echo', 'get_time']);
+    assert.deepEqual((await c.listTools()).tools.map((t) => t.name).sort(), ['delete_user', 'echo', 'get_time', 'slow']);
     assert.equal((await c.callTool({ name: 'echo', arguments: { message: 'hi' } })).content[0].text, 'modern: hi');
     assert.equal(await codeOf(c.callTool({ name: 'delete_user', arguments: {} })), -32014);
     assert.equal(await codeOf(c.callTool({ name: 'secret_dump', arguments: {} })), -32015);
@@ -152,7 +154,7 @@ test('a server that speaks only 2025 (1.x SDK): requests arrive in the 2025 shap
   assert.equal(discover.result._meta['io.modelcontextprotocol/serverInfo'].name, 'v1-stdio-fixture');
 
   const list = await modern(v1.url, 'l2', 'tools/list');
-  assert.deepEqual(list.result.tools.map((t) => t.name).sort(), ['delete_user', 'echo', 'get_time']);
+  assert.deepEqual(list.result.tools.map((t) => t.name).sort(), ['delete_user', 'echo', 'get_time', 'slow']);
   assert.equal(list.result.resultType, 'complete');
   assert.equal(list.result.cacheScope, 'private');
   assert.equal(list.result.ttlMs, 0);
@@ -232,3 +234,31 @@ test('a 2025 server that ends at a request before its handshake is served transl
     await p.stop();
   }
 });
+
+test('2026-07-28: a client that closes its request cancels it at the child, by the id the child knows (both eras of server)', async () => {
+  for (const [proxy, build] of [[v2, 'v2'], [v1, 'v1']]) {
+    const ac = new AbortController();
+    const body = { jsonrpc: '2.0', id: `slow-${build}`, method: 'tools/call', params: { name: 'slow', arguments: {}, _meta: { ...ENVELOPE } } };
+    const call = fetch(proxy.url, { method: 'POST', signal: ac.signal, body: JSON.stringify(body), headers: { ...MCP_HEADERS, 'mcp-protocol-version': MODERN, 'mcp-method': 'tools/call', 'mcp-name': 'slow' } }).catch(() => 'aborted');
+    const lines = () => recordedEras(recordDir, build).flatMap((r) => r.lines);
+    let sent;
+    for (let i = 0; i < 200 && !sent; i++) {
+      sent = lines().find((m) => m.method === 'tools/call' && m.params?.name === 'slow' && !seenSlow.has(m.id));
+      if (!sent) await sleep(50);
+    }
+    assert.ok(sent, `${build}: the slow call reached a child`);
+    seenSlow.add(sent.id);
+    assert.notEqual(sent.id, body.id, 'the child knows it by our id');
+    ac.abort();
+    assert.equal(await call, 'aborted');
+    let cancelled;
+    for (let i = 0; i < 200 && !cancelled; i++) {
+      cancelled = lines().find((m) => m.method === 'notifications/cancelled' && m.params?.requestId === sent.id);
+      if (!cancelled) await sleep(50);
+    }
+    assert.ok(cancelled, `${build}: the child was told the call ${sent.id} was cancelled`);
+    const claim = cancelled.params._meta?.['io.modelcontextprotocol/protocolVersion'];
+    assert.equal(claim, sent.params._meta?.['io.modelcontextprotocol/protocolVersion'], 'in the era of the request it cancels');
+  }
+});
+

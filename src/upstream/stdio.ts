@@ -555,15 +555,24 @@ export class StdioUpstream implements Upstream {
   }
 
   /** Registers a request waiting for the child's answer, with its timeout and abort. */
-  private track(session: StdioSession, key: string, p: Pending, sink: ResponseSink): void {
+  private track(session: StdioSession, key: string, p: Pending, sink: ResponseSink, cancel?: { id: string; meta?: unknown }): void {
     p.timer = setTimeout(() => {
       if (session.pending.get(key) === p) session.pending.delete(key);
       p.fail(new GovError('upstream_timeout', { details: `no answer from the stdio server in ${this.opts.requestTimeoutMs / 1000}s` }));
     }, this.opts.requestTimeoutMs);
     sink.abort = () => {
       clearTimeout(p.timer);
-      if (session.pending.get(key) === p) session.pending.delete(key);
+      const unanswered = session.pending.get(key) === p;
+      if (unanswered) session.pending.delete(key);
       session.child.stdout!.resume(); // a client gone while throttling must not stall the others
+      // 2026-07-28: closing the stream is cancellation. The child knows the request by our id
+      // (`cancel.id`), so the client could not cancel it itself: we tell the child, in the
+      // request's own envelope on a 2026-07-28 child.
+      if (unanswered && cancel !== undefined && !session.exited) {
+        const params: Record<string, unknown> = { requestId: cancel.id, reason: 'the client closed its request' };
+        if (cancel.meta !== undefined) params['_meta'] = cancel.meta;
+        session.write(Buffer.from(JSON.stringify({ jsonrpc: '2.0', method: 'notifications/cancelled', params })));
+      }
     };
     session.pending.set(key, p);
   }
@@ -726,6 +735,7 @@ export class StdioUpstream implements Upstream {
     // Requests from many clients share this child: give each an id of ours, put theirs back after.
     const internal = `tg-${++this.internalIds}`;
     const message = JSON.parse(req.body!.toString('utf8')) as Record<string, unknown>;
+    const envelope = legacy ? undefined : envelopeOf(message);
     if (legacy) toLegacyMessage(message, internal);
     else message['id'] = internal;
     const p = new Pending(m.id, sink, false, undefined, undefined);
@@ -741,7 +751,7 @@ export class StdioUpstream implements Upstream {
       }
       return JSON.stringify(answer);
     };
-    this.track(child, JSON.stringify(internal), p, sink);
+    this.track(child, JSON.stringify(internal), p, sink, { id: internal, meta: envelope });
     child.write(Buffer.from(JSON.stringify(message)));
   }
 
@@ -780,6 +790,15 @@ export class StdioUpstream implements Upstream {
     this.pool.length = 0;
     await Promise.race([Promise.all(exits), new Promise((r) => setTimeout(r, 3000).unref())]);
   }
+}
+
+/** The 2026-07-28 per-request envelope of a message (its `io.modelcontextprotocol/*` _meta keys), if any. */
+function envelopeOf(message: Record<string, unknown>): Record<string, unknown> | undefined {
+  const meta = (message['params'] as { _meta?: unknown } | undefined)?._meta;
+  if (meta === null || typeof meta !== 'object') return undefined;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(meta)) if (k.startsWith('io.modelcontextprotocol/')) out[k] = v;
+  return Object.keys(out).length > 0 ? out : undefined;
 }
 
 function reply(sink: ResponseSink, status: number, body: string, headers: HeaderMap = JSON_HEADERS): void {
