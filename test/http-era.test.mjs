@@ -292,3 +292,54 @@ test('a translated answer whose stream closes early is resumed by the proxy (GET
     server.close();
   }
 });
+
+test('2026-07-28 through our 2025 session: a client that closes its request cancels it at the upstream, by our id and in our session', async () => {
+  const posts = [];
+  const server = http.createServer(async (req, res) => {
+    if (req.method !== 'POST') { res.writeHead(200).end(); return; }
+    const chunks = [];
+    for await (const c of req) chunks.push(c);
+    const msg = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    posts.push({ msg, session: req.headers['mcp-session-id'] });
+    if (msg.method === 'initialize') {
+      res.writeHead(200, { 'content-type': 'application/json', 'mcp-session-id': 's-9' });
+      res.end(JSON.stringify({ jsonrpc: '2.0', id: msg.id, result: { protocolVersion: '2025-11-25', capabilities: { tools: {} }, serverInfo: { name: 'never', version: '1' } } }));
+    } else if (msg.id === undefined) {
+      res.writeHead(202).end();
+    } else if (msg.method === 'tools/call') {
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'mcp-session-id': 's-9' });
+      res.write(': working\n\n'); // and never answers
+    } else {
+      res.writeHead(400, { 'content-type': 'application/json' }).end(JSON.stringify({ jsonrpc: '2.0', id: msg.id, error: { code: -32601, message: 'Method not found' } }));
+    }
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  const p = await startProxy(sourceYaml(`    url: http://127.0.0.1:${server.address().port}/mcp`));
+  try {
+    const ac = new AbortController();
+    const body = { jsonrpc: '2.0', id: 'gives-up', method: 'tools/call', params: { name: 'slow', arguments: {}, _meta: { ...ENVELOPE } } };
+    const call = fetch(p.url, { method: 'POST', signal: ac.signal, body: JSON.stringify(body), headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': MODERN, 'mcp-method': 'tools/call', 'mcp-name': 'slow' } })
+      .then((r) => r.body?.getReader().read()).catch(() => 'aborted');
+    let sent;
+    for (let i = 0; i < 200 && !sent; i++) {
+      sent = posts.find((x) => x.msg.method === 'tools/call');
+      if (!sent) await sleep(50);
+    }
+    assert.ok(sent, 'the call reached the upstream');
+    assert.notEqual(sent.msg.id, 'gives-up', 'under our id');
+    ac.abort();
+    await call;
+    let cancelled;
+    for (let i = 0; i < 200 && !cancelled; i++) {
+      cancelled = posts.find((x) => x.msg.method === 'notifications/cancelled');
+      if (!cancelled) await sleep(50);
+    }
+    assert.ok(cancelled, 'the upstream was told');
+    assert.equal(cancelled.msg.params.requestId, sent.msg.id);
+    assert.equal(cancelled.session, 's-9', 'in our session');
+  } finally {
+    await p.stop();
+    server.closeAllConnections();
+    server.close();
+  }
+});

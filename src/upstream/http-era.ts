@@ -78,10 +78,13 @@ export class HttpEraUpstream implements Upstream {
     }
     let gone = false;
     let current: Translating | undefined;
+    let currentSession: LegacySession | undefined;
     // Until an inner send takes over the sink, the client's going away stops what we are doing.
     sink.abort = () => {
       gone = true;
-      current?.cancel();
+      // 2026-07-28: closing the request is cancellation; in our 2025 session the upstream knows
+      // the request by our id only, so we send the notification the client cannot.
+      if (current?.cancel() === true && currentSession !== undefined) this.cancelUpstream(req, currentSession, current.upstreamId!);
     };
     sink.resume = () => current?.resume?.();
     this.sourceEra(req).then(async (era) => {
@@ -108,6 +111,7 @@ export class HttpEraUpstream implements Upstream {
           };
           const t = new Translating(sink, m.id, ourId, m.method, this.opts.maxBytes, session, attempt === 0, reconnect, resolve);
           current = t;
+          currentSession = session;
           this.inner.send(request, t);
         });
         if (outcome === 'sent' || gone) return;
@@ -227,6 +231,13 @@ export class HttpEraUpstream implements Upstream {
     return { request, ourId };
   }
 
+  /** Tells the upstream (in our session) that a request it knows as `ourId` was cancelled; best effort. */
+  private cancelUpstream(req: UpstreamRequest, session: LegacySession, ourId: string): void {
+    const body = JSON.stringify({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: ourId, reason: 'the client closed its request' } });
+    const headers: HeaderMap = { ...withSession(ownHeaders(req.headers), session), 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
+    this.collect(req, headers, body).catch(() => { /* the upstream is gone or refused: nothing more to do */ });
+  }
+
   /** Sends a request of our own and resolves with the whole response (bounded). */
   private collect(req: UpstreamRequest, headers: HeaderMap, body: string): Promise<Collected> {
     return new Promise((resolve, reject) => {
@@ -341,11 +352,18 @@ class Translating implements ResponseSink {
     this.serverInfo = session.init['serverInfo'];
   }
 
-  /** the client went away */
-  cancel(): void {
+  /** the client went away; true when its request was still unanswered (the upstream should be told) */
+  cancel(): boolean {
+    const open = !this.finished && !this.answered && this.ourId !== undefined;
     this.finished = true;
     clearTimeout(this.timer);
     this.abort?.();
+    return open;
+  }
+
+  /** the id the upstream knows this request by */
+  get upstreamId(): string | undefined {
+    return this.ourId;
   }
 
   onHead(status: number, headers: HeaderMap): void {
