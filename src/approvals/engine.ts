@@ -536,21 +536,27 @@ export class ApprovalEngine implements ApprovalDecider {
   /**
    * The client retried a call that was approved after it had gone: the parked approval is used
    * (once, across replicas) and the retry is forwarded by the caller. Undefined when none matches.
+   * `listed`: the records, when the caller has just read them.
    */
-  async redeemRetry(q: RetryKey, correlationId: string): Promise<ApprovalRecord | undefined> {
+  async redeemRetry(q: RetryKey, correlationId: string, listed?: ApprovalRecord[]): Promise<ApprovalRecord | undefined> {
     const now = this.now();
     const argsKey = canonicalJson(q.arguments ?? {});
-    const candidates = (await this.o.store.list()).filter((r) => r.state === 'approved' && r.awaitingRetryUntil !== undefined && r.awaitingRetryUntil > now && sameCall(r, q, argsKey));
-    for (const c of candidates) {
-      const { rec, changed } = await this.o.store.update(c.id, (r) => (r.state === 'approved' && r.awaitingRetryUntil !== undefined && r.awaitingRetryUntil > now
-        ? { ...r, state: 'completed', awaitingRetryUntil: undefined, reason: `executed when its client retried (correlation ${correlationId})`, outcome: { result: {} }, updatedAt: now, keepUntil: Math.max(r.keepUntil, now + this.o.retentionMs) }
-        : undefined));
-      if (changed && rec !== undefined) {
-        this.o.events.transition(rec, 'approved');
-        return rec;
-      }
-    }
-    return undefined;
+    const rec = await this.claimFirst(listed,
+      (r) => r.state === 'approved' && r.awaitingRetryUntil !== undefined && r.awaitingRetryUntil > now && sameCall(r, q, argsKey),
+      (r) => ({ ...r, state: 'completed', awaitingRetryUntil: undefined, reason: `executed when its client retried (correlation ${correlationId})`, outcome: { result: {} }, updatedAt: now, keepUntil: Math.max(r.keepUntil, now + this.o.retentionMs) }));
+    if (rec !== undefined) this.o.events.transition(rec, 'approved');
+    return rec;
+  }
+
+  /**
+   * The identical call again (same caller, source, tool and arguments) with nobody waiting for
+   * the first: an approval given meanwhile runs it now ('redeemed'), one still pending is waited
+   * on (that record, re-attached). Undefined: ask as for a new call. One read of the records.
+   */
+  async earlierApproval(q: RetryKey, next: { request: ApprovalRecord['request']; requestId: string | number; sessionId: string | undefined }, correlationId: string): Promise<ApprovalRecord | 'redeemed' | undefined> {
+    const listed = await this.o.store.list();
+    if ((await this.redeemRetry(q, correlationId, listed)) !== undefined) return 'redeemed';
+    return this.reattach(q, next, listed);
   }
 
   /**
@@ -569,19 +575,25 @@ export class ApprovalEngine implements ApprovalDecider {
    * request (its client went away, or the sidecar restarted): the retry waits on that approval
    * instead of asking people a second time. The record now answers the retry's request.
    */
-  async reattach(q: RetryKey, next: { request: ApprovalRecord['request']; requestId: string | number; sessionId: string | undefined }): Promise<ApprovalRecord | undefined> {
+  async reattach(q: RetryKey, next: { request: ApprovalRecord['request']; requestId: string | number; sessionId: string | undefined }, listed?: ApprovalRecord[]): Promise<ApprovalRecord | undefined> {
     const waiter = this.o.hasWaiter;
     if (waiter === undefined) return undefined;
     const argsKey = canonicalJson(q.arguments ?? {});
-    const candidates = (await this.o.store.list()).filter((r) => r.state === 'pending' && r.owner === this.o.replicaId && sameCall(r, q, argsKey) && !waiter(r));
-    for (const c of candidates) {
-      const { rec, changed } = await this.o.store.update(c.id, (r) => (r.state === 'pending' && r.owner === this.o.replicaId && !waiter(r)
-        ? { ...r, request: next.request, requestId: next.requestId, sessionId: next.sessionId, updatedAt: this.now() }
-        : undefined));
-      if (changed && rec !== undefined) {
-        this.o.events.log('info', 'a retried call waits on its earlier approval', { approval_id: rec.id, tool: rec.tool });
-        return rec;
-      }
+    const rec = await this.claimFirst(listed,
+      (r) => r.state === 'pending' && r.owner === this.o.replicaId && sameCall(r, q, argsKey) && !waiter(r),
+      (r) => ({ ...r, request: next.request, requestId: next.requestId, sessionId: next.sessionId, updatedAt: this.now() }));
+    if (rec !== undefined) this.o.events.log('info', 'a retried call waits on its earlier approval', { approval_id: rec.id, tool: rec.tool });
+    return rec;
+  }
+
+  /**
+   * The first record `admits` takes that `change` could change, compare-and-set (`admits` is
+   * checked again inside the store's update, so two replicas never both win one record).
+   */
+  private async claimFirst(listed: ApprovalRecord[] | undefined, admits: (r: ApprovalRecord) => boolean, change: (r: ApprovalRecord) => ApprovalRecord): Promise<ApprovalRecord | undefined> {
+    for (const c of (listed ?? (await this.o.store.list())).filter(admits)) {
+      const { rec, changed } = await this.o.store.update(c.id, (r) => (admits(r) ? change(r) : undefined));
+      if (changed && rec !== undefined) return rec;
     }
     return undefined;
   }

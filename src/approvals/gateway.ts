@@ -250,8 +250,8 @@ export class ApprovalGateway {
       // The client is back with the very call it made before going away (or before the sidecar
       // restarted): an approval already given runs it now, once; one still pending is waited on.
       const key = { principal: o.principal.id, sourceId: subject.sourceId, tool, arguments: subject.arguments ?? {} };
-      if ((await o.engine.redeemRetry(key, call.correlationId)) !== undefined) return 'granted';
-      const earlier = await o.engine.reattach(key, { request, requestId: message.id, sessionId: call.sessionId });
+      const earlier = await o.engine.earlierApproval(key, { request, requestId: message.id, sessionId: call.sessionId }, call.correlationId);
+      if (earlier === 'redeemed') return 'granted';
       if (earlier !== undefined) return earlier;
     }
     const grant = await o.engine.findGrant({ tool, sourceId: subject.sourceId, principal: o.principal.id, arguments: subject.arguments, sessionId: call.sessionId, snapshot: snapshot.version });
