@@ -87,8 +87,6 @@ function tryLoad(c: Candidate, file: string): { uws: Uws; name: string; binary: 
     return `${c.pkg}: not installed (${(e as Error).message.split('\n')[0]})`;
   }
   const binary = join(dir, c.sub, file);
-  const pinned = UWS_PINS[name]?.[file];
-  if (pinned === undefined) return `${name}: no pinned binary ${file} (this build has none for this Node and platform)`;
   let bytes: Buffer;
   try {
     bytes = readFileSync(binary);
@@ -107,7 +105,7 @@ function tryLoad(c: Candidate, file: string): { uws: Uws; name: string; binary: 
 /** Why these bytes are not the pinned binary `file` of package `name` (undefined: they are). */
 export function pinProblem(name: string, file: string, bytes: Buffer): string | undefined {
   const pinned = UWS_PINS[name]?.[file];
-  if (pinned === undefined) return `${name}: no pinned binary ${file}`;
+  if (pinned === undefined) return `${name}: no pinned binary ${file} (none for this Node and platform, or an unpinned version)`;
   const actual = createHash('sha256').update(bytes).digest('hex');
   return actual === pinned ? undefined : `${name}: ${file} has sha256 ${actual}, not the pinned ${pinned}: refused`;
 }
