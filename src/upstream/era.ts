@@ -10,6 +10,8 @@ export type Era = 'modern' | 'legacy';
 export const SERVER_INFO_META = 'io.modelcontextprotocol/serverInfo';
 /** what our own requests to a child say about us */
 export const PROXY_INFO = { name: 'thoughtgate', version: '0.1.0' } as const;
+/** the 2025 revision our own handshakes with a 2025-only server ask for */
+export const LEGACY_VERSION = '2025-11-25';
 /** list results we relay are never shared between callers: the gates filter them */
 export const UNCACHED = { ttlMs: 0, cacheScope: 'private' } as const;
 
@@ -65,6 +67,15 @@ export function toLegacyMessage(message: Record<string, unknown>, id?: string): 
   if (message['id'] !== undefined) for (const k of RETRY_PARAMS_KEYS) delete params[k];
   if (Object.keys(params).length === 0) delete message['params'];
   return message;
+}
+
+/** A 2026-07-28 message's per-request envelope (the `_meta` keys above), to repeat it on a message of ours; undefined when it has none. */
+export function envelopeOf(message: Record<string, unknown>): Record<string, unknown> | undefined {
+  const meta = isObject(message['params']) ? message['params']['_meta'] : undefined;
+  if (!isObject(meta)) return undefined;
+  const out: Record<string, unknown> = {};
+  for (const k of ENVELOPE_META_KEYS) if (k in meta) out[k] = meta[k];
+  return Object.keys(out).length > 0 ? out : undefined;
 }
 
 /**

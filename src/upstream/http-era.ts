@@ -10,7 +10,7 @@
 import { GovError } from '../core/errors.js';
 import { MODERN_VERSION } from '../core/jsonrpc.js';
 import { SseParser, type SseEvent } from '../framing/sse.js';
-import { PROXY_INFO, discoverFromInitialize, discoverRequest, eraFromDiscover, toLegacyMessage, toModernAnswer, type Era } from './era.js';
+import { LEGACY_VERSION, PROXY_INFO, discoverFromInitialize, discoverRequest, eraFromDiscover, toLegacyMessage, toModernAnswer, type Era } from './era.js';
 import type { HeaderMap, ResponseSink, Upstream, UpstreamHealth, UpstreamRequest } from './types.js';
 
 export interface HttpEraOptions {
@@ -21,8 +21,6 @@ export interface HttpEraOptions {
 
 const PROBE_ID = 'thoughtgate-http-discover';
 const INIT_ID = 'thoughtgate-http-init';
-/** what our session with a 2025-only source asks for: the newest 2025 revision */
-const LEGACY_VERSION = '2025-11-25';
 const ACCEPT = 'application/json, text/event-stream';
 /** longest the shutdown waits for the DELETE of our session */
 const CLOSE_WAIT_MS = 1000;

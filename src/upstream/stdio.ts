@@ -20,7 +20,7 @@ import { LineSplitter, decodeLine } from '../framing/ndjson.js';
 import { reportInternal } from '../transport/contain.js';
 import { ClientQuota, type CapacityReason, type Lease } from '../session/client-quota.js';
 import { procAvailable, residentBytes } from './rss.js';
-import { PROXY_INFO, UNCACHED, discoverFromInitialize, discoverRequest, eraFromDiscover, toLegacyMessage, toModernAnswer, type Era } from './era.js';
+import { LEGACY_VERSION, PROXY_INFO, UNCACHED, discoverFromInitialize, envelopeOf, discoverRequest, eraFromDiscover, toLegacyMessage, toModernAnswer, type Era } from './era.js';
 import type { HeaderMap, ResponseSink, Upstream, UpstreamRequest } from './types.js';
 
 export interface StdioUpstreamOptions {
@@ -66,8 +66,6 @@ const POOL_INIT_ID = 'thoughtgate-pool-init';
 const POOL_PROBE_ID = 'thoughtgate-pool-discover';
 /** longest wait for the era probe's answer: it delays the first stateless request of a source */
 const PROBE_TIMEOUT_MS = 30_000;
-/** what pooled children of a server that speaks only 2025 are initialized with: the newest 2025 revision */
-const POOL_PROTOCOL_VERSION = '2025-11-25';
 const SSE_HEADERS: HeaderMap = { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' };
 
 function jsonError(id: unknown, code: number, message: string): string {
@@ -232,7 +230,7 @@ class StdioSession {
   initializeForPool(timeoutMs: number): Promise<void> {
     this.ready ??= this.ask(POOL_INIT_ID, JSON.stringify({
       jsonrpc: '2.0', id: POOL_INIT_ID, method: 'initialize',
-      params: { protocolVersion: POOL_PROTOCOL_VERSION, capabilities: {}, clientInfo: PROXY_INFO },
+      params: { protocolVersion: LEGACY_VERSION, capabilities: {}, clientInfo: PROXY_INFO },
     }), timeoutMs).then((answer) => {
       const result = answer['result'];
       if (result === null || typeof result !== 'object') {
@@ -790,15 +788,6 @@ export class StdioUpstream implements Upstream {
     this.pool.length = 0;
     await Promise.race([Promise.all(exits), new Promise((r) => setTimeout(r, 3000).unref())]);
   }
-}
-
-/** The 2026-07-28 per-request envelope of a message (its `io.modelcontextprotocol/*` _meta keys), if any. */
-function envelopeOf(message: Record<string, unknown>): Record<string, unknown> | undefined {
-  const meta = (message['params'] as { _meta?: unknown } | undefined)?._meta;
-  if (meta === null || typeof meta !== 'object') return undefined;
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(meta)) if (k.startsWith('io.modelcontextprotocol/')) out[k] = v;
-  return Object.keys(out).length > 0 ? out : undefined;
 }
 
 function reply(sink: ResponseSink, status: number, body: string, headers: HeaderMap = JSON_HEADERS): void {
