@@ -79,6 +79,16 @@ export function envelopeOf(message: Record<string, unknown>): Record<string, unk
 }
 
 /**
+ * Our notice to a server that a request it knows by our id is cancelled (its 2026-07-28 client
+ * closed the request, which is cancellation in that era); in `envelope` on a 2026 connection.
+ */
+export function cancelledNotice(requestId: string, envelope?: Record<string, unknown>): string {
+  const params: Record<string, unknown> = { requestId, reason: 'the client closed its request' };
+  if (envelope !== undefined) params['_meta'] = envelope;
+  return JSON.stringify({ jsonrpc: '2.0', method: 'notifications/cancelled', params });
+}
+
+/**
  * A 2025 answer in the 2026-07-28 shape: `resultType`, the server's identity in `_meta`, and
  * for list results the cache hints (never shared). Errors pass as they are. In place.
  */

@@ -10,7 +10,7 @@
 import { GovError } from '../core/errors.js';
 import { MODERN_VERSION } from '../core/jsonrpc.js';
 import { SseParser, type SseEvent } from '../framing/sse.js';
-import { LEGACY_VERSION, PROXY_INFO, discoverFromInitialize, discoverRequest, eraFromDiscover, toLegacyMessage, toModernAnswer, type Era } from './era.js';
+import { LEGACY_VERSION, PROXY_INFO, cancelledNotice, discoverFromInitialize, discoverRequest, eraFromDiscover, toLegacyMessage, toModernAnswer, type Era } from './era.js';
 import type { HeaderMap, ResponseSink, Upstream, UpstreamHealth, UpstreamRequest } from './types.js';
 
 export interface HttpEraOptions {
@@ -231,7 +231,7 @@ export class HttpEraUpstream implements Upstream {
 
   /** Tells the upstream (in our session) that a request it knows as `ourId` was cancelled; best effort. */
   private cancelUpstream(req: UpstreamRequest, session: LegacySession, ourId: string): void {
-    const body = JSON.stringify({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: ourId, reason: 'the client closed its request' } });
+    const body = cancelledNotice(ourId);
     const headers: HeaderMap = { ...withSession(ownHeaders(req.headers), session), 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
     this.collect(req, headers, body).catch(() => { /* the upstream is gone or refused: nothing more to do */ });
   }

@@ -20,7 +20,7 @@ import { LineSplitter, decodeLine } from '../framing/ndjson.js';
 import { reportInternal } from '../transport/contain.js';
 import { ClientQuota, type CapacityReason, type Lease } from '../session/client-quota.js';
 import { procAvailable, residentBytes } from './rss.js';
-import { LEGACY_VERSION, PROXY_INFO, UNCACHED, discoverFromInitialize, envelopeOf, discoverRequest, eraFromDiscover, toLegacyMessage, toModernAnswer, type Era } from './era.js';
+import { LEGACY_VERSION, PROXY_INFO, cancelledNotice, UNCACHED, discoverFromInitialize, envelopeOf, discoverRequest, eraFromDiscover, toLegacyMessage, toModernAnswer, type Era } from './era.js';
 import type { HeaderMap, ResponseSink, Upstream, UpstreamRequest } from './types.js';
 
 export interface StdioUpstreamOptions {
@@ -553,7 +553,7 @@ export class StdioUpstream implements Upstream {
   }
 
   /** Registers a request waiting for the child's answer, with its timeout and abort. */
-  private track(session: StdioSession, key: string, p: Pending, sink: ResponseSink, cancel?: { id: string; meta?: unknown }): void {
+  private track(session: StdioSession, key: string, p: Pending, sink: ResponseSink, cancel?: { id: string; meta?: Record<string, unknown> }): void {
     p.timer = setTimeout(() => {
       if (session.pending.get(key) === p) session.pending.delete(key);
       p.fail(new GovError('upstream_timeout', { details: `no answer from the stdio server in ${this.opts.requestTimeoutMs / 1000}s` }));
@@ -566,11 +566,7 @@ export class StdioUpstream implements Upstream {
       // 2026-07-28: closing the stream is cancellation. The child knows the request by our id
       // (`cancel.id`), so the client could not cancel it itself: we tell the child, in the
       // request's own envelope on a 2026-07-28 child.
-      if (unanswered && cancel !== undefined && !session.exited) {
-        const params: Record<string, unknown> = { requestId: cancel.id, reason: 'the client closed its request' };
-        if (cancel.meta !== undefined) params['_meta'] = cancel.meta;
-        session.write(Buffer.from(JSON.stringify({ jsonrpc: '2.0', method: 'notifications/cancelled', params })));
-      }
+      if (unanswered && cancel !== undefined && !session.exited) session.write(Buffer.from(cancelledNotice(cancel.id, cancel.meta)));
     };
     session.pending.set(key, p);
   }
